@@ -1,0 +1,294 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Event is one thing Studio told us about a call. Payload is the event's body as
+// received (JSON); the store does not interpret it.
+type Event struct {
+	ID         int64
+	MasterID   string
+	Kind       string
+	DedupeKey  string // identical events (Studio retries) share a key
+	OccurredAt time.Time
+	ReceivedAt time.Time
+	Payload    []byte
+}
+
+// Contact is one call as the store sees it. Version counts the distinct events
+// accepted; SyncedVersion is the version whose consequences ServiceNow is known
+// to hold. A contact with Version > SyncedVersion has work to do.
+type Contact struct {
+	MasterID      string
+	SysID         string
+	Version       int64
+	SyncedVersion int64
+	Synced        []byte // the lifecycle's record of what ServiceNow holds (JSON)
+	Attempts      int
+	NextAttemptAt time.Time
+	Parked        bool // failed permanently; waits for a retry or a new event
+	LastError     string
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// Pending reports whether the contact has events ServiceNow does not reflect yet.
+func (c Contact) Pending() bool { return c.Version > c.SyncedVersion }
+
+const contactCols = `master_id, sys_id, version, synced_version, synced, attempts, next_attempt_at, parked, last_error, created_at, updated_at`
+
+func scanContact(row interface{ Scan(...any) error }) (Contact, error) {
+	var c Contact
+	var synced string
+	var next, created, updated int64
+	var parked int
+	err := row.Scan(&c.MasterID, &c.SysID, &c.Version, &c.SyncedVersion, &synced, &c.Attempts, &next, &parked, &c.LastError, &created, &updated)
+	c.Synced = []byte(synced)
+	c.NextAttemptAt, c.CreatedAt, c.UpdatedAt = fromMS(next), fromMS(created), fromMS(updated)
+	c.Parked = parked != 0
+	return c, err
+}
+
+// AddEvent records ev durably. The first event of a call creates its contact
+// with the given sys_id. A duplicate event (same master id and dedupe key)
+// changes nothing and reports added=false. A new event makes the contact due
+// for work at once, even if it had been parked after a failure.
+func (s *DB) AddEvent(ctx context.Context, ev Event, sysID string) (c Contact, added bool, err error) {
+	now := ms(s.now())
+	if ev.ReceivedAt.IsZero() {
+		ev.ReceivedAt = s.now()
+	}
+	if ev.OccurredAt.IsZero() {
+		ev.OccurredAt = ev.ReceivedAt
+	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO contacts (master_id, sys_id, version, created_at, updated_at)
+			VALUES ($1, $2, 0, $3, $3) ON CONFLICT (master_id) DO NOTHING`, ev.MasterID, sysID, now); err != nil {
+			return fmt.Errorf("insert contact: %w", err)
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO events (master_id, kind, dedupe_key, occurred_at, received_at, payload)
+			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (master_id, dedupe_key) DO NOTHING`,
+			ev.MasterID, ev.Kind, ev.DedupeKey, ms(ev.OccurredAt), ms(ev.ReceivedAt), string(ev.Payload))
+		if err != nil {
+			return fmt.Errorf("insert event: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		added = n == 1
+		if added {
+			if _, err := tx.ExecContext(ctx, `UPDATE contacts SET version = version + 1, next_attempt_at = $2,
+				parked = 0, attempts = 0, updated_at = $2 WHERE master_id = $1`, ev.MasterID, now); err != nil {
+				return fmt.Errorf("bump contact: %w", err)
+			}
+		}
+		c, err = scanContact(tx.QueryRowContext(ctx, `SELECT `+contactCols+` FROM contacts WHERE master_id = $1`, ev.MasterID))
+		return err
+	})
+	if err != nil {
+		return Contact{}, false, fmt.Errorf("store: add %s event for %s: %w", ev.Kind, ev.MasterID, err)
+	}
+	return c, added, nil
+}
+
+// Claim takes the contact that is due soonest and leases it to owner until
+// now+lease, so no other worker (in this process or another bridge) works on
+// it meanwhile. It returns nil when nothing is due.
+func (s *DB) Claim(ctx context.Context, owner string, lease time.Duration) (*Contact, []Event, error) {
+	now := s.now()
+	lock := ""
+	if s.dialect == postgres {
+		lock = " FOR UPDATE SKIP LOCKED"
+	}
+	row := s.db.QueryRowContext(ctx, `UPDATE contacts SET lease_owner = $1, lease_until = $2
+		WHERE master_id = (SELECT master_id FROM contacts
+			WHERE version > synced_version AND parked = 0 AND next_attempt_at <= $3 AND lease_until < $3
+			ORDER BY next_attempt_at LIMIT 1`+lock+`)
+		RETURNING `+contactCols, owner, ms(now.Add(lease)), ms(now))
+	c, err := scanContact(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: claim: %w", err)
+	}
+	evs, err := s.events(ctx, c.MasterID)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &c, evs, nil
+}
+
+// Done records that ServiceNow now reflects the contact up to syncedVersion and
+// releases the lease. If events arrived meanwhile the contact stays due.
+func (s *DB) Done(ctx context.Context, owner, masterID string, syncedVersion int64, synced []byte) error {
+	return s.release(ctx, owner, masterID, `synced_version = $3, synced = $4, attempts = 0, last_error = '', parked = 0`,
+		syncedVersion, string(synced))
+}
+
+// Defer records a failed attempt: progress made (synced), the error, and when to
+// try again. A parked contact is not tried again until Retry or a new event.
+//
+// claimedVersion is the version the worker acted on: if an event arrived during
+// the attempt, the contact is neither parked nor delayed, so the new event is
+// not held hostage by the old failure.
+func (s *DB) Defer(ctx context.Context, owner, masterID string, claimedVersion int64, synced []byte, lastErr string, next time.Time, parked bool) error {
+	return s.release(ctx, owner, masterID, `synced = $3, attempts = attempts + 1, last_error = $4,
+		next_attempt_at = CASE WHEN version = $7 THEN $5 ELSE next_attempt_at END,
+		parked = CASE WHEN version = $7 THEN $6 ELSE 0 END`,
+		string(synced), lastErr, ms(next), boolInt(parked), claimedVersion)
+}
+
+func (s *DB) release(ctx context.Context, owner, masterID, set string, args ...any) error {
+	args = append([]any{masterID, owner}, args...)
+	args = append(args, ms(s.now()))
+	q := `UPDATE contacts SET ` + set + `, lease_owner = '', lease_until = 0, updated_at = $` + fmt.Sprint(len(args)) +
+		` WHERE master_id = $1 AND lease_owner = $2`
+	res, err := s.db.ExecContext(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("store: release %s: %w", masterID, err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("store: release %s: %w", masterID, ErrLeaseLost)
+	}
+	return nil
+}
+
+// ReleaseLeases drops every lease held by owners other than keep. A single
+// SQLite bridge calls it at start: leases left by a killed process would
+// otherwise delay those contacts until they expire.
+func (s *DB) ReleaseLeases(ctx context.Context, keep string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE contacts SET lease_owner = '', lease_until = 0 WHERE lease_owner <> '' AND lease_owner <> $1`, keep)
+	if err != nil {
+		return fmt.Errorf("store: release leases: %w", err)
+	}
+	return nil
+}
+
+// Contact returns one contact and its events in arrival order.
+func (s *DB) Contact(ctx context.Context, masterID string) (Contact, []Event, error) {
+	c, err := scanContact(s.db.QueryRowContext(ctx, `SELECT `+contactCols+` FROM contacts WHERE master_id = $1`, masterID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Contact{}, nil, fmt.Errorf("store: contact %s: %w", masterID, ErrNotFound)
+	}
+	if err != nil {
+		return Contact{}, nil, fmt.Errorf("store: contact %s: %w", masterID, err)
+	}
+	evs, err := s.events(ctx, masterID)
+	return c, evs, err
+}
+
+func (s *DB) events(ctx context.Context, masterID string) ([]Event, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, master_id, kind, dedupe_key, occurred_at, received_at, payload
+		FROM events WHERE master_id = $1 ORDER BY id`, masterID)
+	if err != nil {
+		return nil, fmt.Errorf("store: events of %s: %w", masterID, err)
+	}
+	defer rows.Close()
+	var evs []Event
+	for rows.Next() {
+		var e Event
+		var occ, rec int64
+		var payload string
+		if err := rows.Scan(&e.ID, &e.MasterID, &e.Kind, &e.DedupeKey, &occ, &rec, &payload); err != nil {
+			return nil, fmt.Errorf("store: events of %s: %w", masterID, err)
+		}
+		e.OccurredAt, e.ReceivedAt, e.Payload = fromMS(occ), fromMS(rec), []byte(payload)
+		evs = append(evs, e)
+	}
+	return evs, rows.Err()
+}
+
+// ContactFilter selects contacts for listing, newest activity first.
+type ContactFilter struct {
+	Since       time.Time // updated at or after
+	PendingOnly bool
+	ParkedOnly  bool
+	Limit       int // default 100
+}
+
+// Contacts lists contacts (without events) matching f.
+func (s *DB) Contacts(ctx context.Context, f ContactFilter) ([]Contact, error) {
+	var where []string
+	var args []any
+	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
+	if !f.Since.IsZero() {
+		where = append(where, "updated_at >= "+arg(ms(f.Since)))
+	}
+	if f.PendingOnly {
+		where = append(where, "version > synced_version")
+	}
+	if f.ParkedOnly {
+		where = append(where, "parked = 1")
+	}
+	if f.Limit <= 0 {
+		f.Limit = 100
+	}
+	q := `SELECT ` + contactCols + ` FROM contacts`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY updated_at DESC, master_id LIMIT " + arg(f.Limit)
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: list contacts: %w", err)
+	}
+	defer rows.Close()
+	var out []Contact
+	for rows.Next() {
+		c, err := scanContact(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: list contacts: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// Retry makes the given contacts due now, un-parking them and resetting their
+// attempt count. It returns how many contacts were affected.
+func (s *DB) Retry(ctx context.Context, masterIDs ...string) (int, error) {
+	n := 0
+	for _, id := range masterIDs {
+		res, err := s.db.ExecContext(ctx, `UPDATE contacts SET parked = 0, attempts = 0, next_attempt_at = $2, updated_at = $2
+			WHERE master_id = $1 AND version > synced_version`, id, ms(s.now()))
+		if err != nil {
+			return n, fmt.Errorf("store: retry %s: %w", id, err)
+		}
+		k, _ := res.RowsAffected()
+		n += int(k)
+	}
+	return n, nil
+}
+
+// Counts summarises the work queue for metrics and readiness.
+type Counts struct {
+	Contacts int64
+	Pending  int64 // has work to do (includes parked and leased)
+	Running  int64 // leased to a worker now
+	Retrying int64 // pending with at least one failed attempt, not parked
+	Parked   int64
+}
+
+// Counts returns queue figures.
+func (s *DB) Counts(ctx context.Context) (Counts, error) {
+	var c Counts
+	now := ms(s.now())
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*),
+		COALESCE(SUM(CASE WHEN version > synced_version THEN 1 ELSE 0 END), 0),
+		COALESCE(SUM(CASE WHEN lease_until >= $1 THEN 1 ELSE 0 END), 0),
+		COALESCE(SUM(CASE WHEN version > synced_version AND parked = 0 AND attempts > 0 THEN 1 ELSE 0 END), 0),
+		COALESCE(SUM(CASE WHEN version > synced_version AND parked = 1 THEN 1 ELSE 0 END), 0)
+		FROM contacts`, now).Scan(&c.Contacts, &c.Pending, &c.Running, &c.Retrying, &c.Parked)
+	if err != nil {
+		return c, fmt.Errorf("store: counts: %w", err)
+	}
+	return c, nil
+}

@@ -1,0 +1,99 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+)
+
+// migrations are applied in order, once each. Times are Unix milliseconds and
+// booleans integers so that one SQL text serves both databases; {{id}} is the
+// dialect's auto-increment primary key.
+var migrations = []string{
+	`CREATE TABLE contacts (
+		master_id       TEXT PRIMARY KEY,
+		sys_id          TEXT NOT NULL,
+		version         BIGINT NOT NULL,
+		synced_version  BIGINT NOT NULL DEFAULT 0,
+		synced          TEXT NOT NULL DEFAULT '{}',
+		attempts        INTEGER NOT NULL DEFAULT 0,
+		next_attempt_at BIGINT NOT NULL DEFAULT 0,
+		parked          INTEGER NOT NULL DEFAULT 0,
+		last_error      TEXT NOT NULL DEFAULT '',
+		lease_owner     TEXT NOT NULL DEFAULT '',
+		lease_until     BIGINT NOT NULL DEFAULT 0,
+		created_at      BIGINT NOT NULL,
+		updated_at      BIGINT NOT NULL
+	);
+	CREATE INDEX contacts_due ON contacts (next_attempt_at) WHERE version > synced_version AND parked = 0;
+	CREATE INDEX contacts_updated ON contacts (updated_at);
+	CREATE TABLE events (
+		id          {{id}},
+		master_id   TEXT NOT NULL REFERENCES contacts (master_id) ON DELETE CASCADE,
+		kind        TEXT NOT NULL,
+		dedupe_key  TEXT NOT NULL,
+		occurred_at BIGINT NOT NULL,
+		received_at BIGINT NOT NULL,
+		payload     TEXT NOT NULL,
+		UNIQUE (master_id, dedupe_key)
+	);
+	CREATE TABLE error_log (
+		id          {{id}},
+		master_id   TEXT NOT NULL DEFAULT '',
+		operation   TEXT NOT NULL,
+		severity    TEXT NOT NULL,
+		status      INTEGER NOT NULL DEFAULT 0,
+		message     TEXT NOT NULL,
+		detail      TEXT NOT NULL DEFAULT '',
+		attempts    INTEGER NOT NULL DEFAULT 0,
+		dedupe_key  TEXT NOT NULL DEFAULT '',
+		first_at    BIGINT NOT NULL,
+		last_at     BIGINT NOT NULL,
+		resolved_at BIGINT NOT NULL DEFAULT 0
+	);
+	CREATE INDEX error_log_open ON error_log (resolved_at, last_at);
+	CREATE INDEX error_log_key ON error_log (dedupe_key, last_at);
+	CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+	INSERT INTO meta (key, value) VALUES ('last_ping', '0');`,
+}
+
+func (s *DB) migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)`); err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	if s.dialect == postgres {
+		// Several bridges may start at once against one database.
+		if _, err := s.db.ExecContext(ctx, `SELECT pg_advisory_lock(727274)`); err != nil {
+			return fmt.Errorf("store: migrate lock: %w", err)
+		}
+		defer s.db.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(727274)`)
+	}
+	var have int
+	if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&have); err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	id := "INTEGER PRIMARY KEY AUTOINCREMENT"
+	if s.dialect == postgres {
+		id = "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+	}
+	for v := have + 1; v <= len(migrations); v++ {
+		ddl := strings.ReplaceAll(migrations[v-1], "{{id}}", id)
+		err := s.tx(ctx, func(tx *sql.Tx) error {
+			for _, stmt := range strings.Split(ddl, ";") {
+				if strings.TrimSpace(stmt) == "" {
+					continue
+				}
+				if _, err := tx.ExecContext(ctx, stmt); err != nil {
+					return err
+				}
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, v)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("store: migration %d: %w", v, err)
+		}
+	}
+	return nil
+}

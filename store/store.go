@@ -1,0 +1,151 @@
+// Package store keeps ctibridge's durable state: the calls (contacts) it follows,
+// every event Studio sent about them, and the integration error log.
+//
+// One implementation serves both databases: SQLite (embedded, the default) and
+// PostgreSQL (several bridges sharing one database). The SQL is written once;
+// only the schema's column types and the claim query differ by dialect.
+//
+// The store never talks to ServiceNow and never interprets events: the lifecycle
+// package decides what an event means. What the store guarantees is that an
+// accepted event is committed before AddEvent returns, that a duplicate event is
+// recognised, and that one contact is worked on by at most one worker at a time.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+	_ "modernc.org/sqlite"             // database/sql driver "sqlite"
+)
+
+// ErrNotFound is returned when a contact or error-log entry does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrLeaseLost is returned when a worker tries to finish a contact whose lease it
+// no longer holds (it expired and another worker took the contact over).
+var ErrLeaseLost = errors.New("lease lost")
+
+type dialect int
+
+const (
+	sqlite dialect = iota
+	postgres
+)
+
+// DB is the store. It is safe for concurrent use.
+type DB struct {
+	db      *sql.DB
+	dialect dialect
+	now     func() time.Time
+}
+
+// Open opens (and migrates) the store named by dsn: a postgres:// or
+// postgresql:// URL selects PostgreSQL, anything else is a SQLite file path
+// (or a "file:" URI).
+func Open(ctx context.Context, dsn string) (*DB, error) {
+	if dsn == "" {
+		return nil, errors.New("store: database is empty; set a SQLite file path or a postgres:// URL")
+	}
+	s := &DB{now: time.Now}
+	var err error
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		s.dialect = postgres
+		s.db, err = sql.Open("pgx", dsn)
+		if err != nil {
+			return nil, fmt.Errorf("store: open postgres: %w", err)
+		}
+		s.db.SetMaxOpenConns(16)
+		s.db.SetMaxIdleConns(16)
+	} else {
+		s.dialect = sqlite
+		s.db, err = sql.Open("sqlite", sqliteDSN(dsn))
+		if err != nil {
+			return nil, fmt.Errorf("store: open sqlite %s: %w", dsn, err)
+		}
+		// SQLite allows one writer; one connection avoids SQLITE_BUSY between
+		// our own goroutines and keeps transactions strictly serial.
+		s.db.SetMaxOpenConns(1)
+	}
+	if err := s.db.PingContext(ctx); err != nil {
+		s.db.Close()
+		return nil, fmt.Errorf("store: connect: %w", err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// sqliteDSN adds the pragmas the store relies on: WAL for concurrent readers,
+// a busy timeout, FULL sync so a committed event survives power loss, and
+// foreign keys.
+func sqliteDSN(path string) string {
+	dsn := path
+	if !strings.HasPrefix(dsn, "file:") {
+		dsn = "file:" + dsn
+	}
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	return dsn + sep + "_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate"
+}
+
+// Close closes the database.
+func (s *DB) Close() error { return s.db.Close() }
+
+// Ping checks that the database answers and accepts a write (for readiness).
+func (s *DB) Ping(ctx context.Context) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE meta SET value = $1 WHERE key = 'last_ping'`, fmt.Sprint(s.now().UnixMilli()))
+	if err != nil {
+		return fmt.Errorf("store: write check: %w", err)
+	}
+	return nil
+}
+
+// Dialect names the database in use ("sqlite" or "postgres").
+func (s *DB) Dialect() string {
+	if s.dialect == postgres {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
+func (s *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v).UTC()
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,408 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The suite runs every test against SQLite and, when CTIBRIDGE_TEST_POSTGRES
+// names a server, PostgreSQL, each test in a schema of its own.
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+func newClock() *clock               { return &clock{t: time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)} }
+func ev(master, kind, key string) Event {
+	return Event{MasterID: master, Kind: kind, DedupeKey: key, Payload: []byte(`{}`)}
+}
+
+type opener func(t *testing.T) (db *DB, reopen func() *DB)
+
+func openers(t *testing.T) map[string]opener {
+	m := map[string]opener{"sqlite": openSQLite}
+	if dsn := os.Getenv("CTIBRIDGE_TEST_POSTGRES"); dsn != "" {
+		m["postgres"] = func(t *testing.T) (*DB, func() *DB) { return openPostgres(t, dsn) }
+	} else {
+		t.Log("CTIBRIDGE_TEST_POSTGRES is unset: PostgreSQL store tests are SKIPPED (set it to a postgres:// URL to run them)")
+	}
+	return m
+}
+
+func openSQLite(t *testing.T) (*DB, func() *DB) {
+	path := filepath.Join(t.TempDir(), "ctibridge.db")
+	open := func() *DB {
+		db, err := Open(context.Background(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	return open(), open
+}
+
+func openPostgres(t *testing.T, dsn string) (*DB, func() *DB) {
+	admin, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close() })
+	b := make([]byte, 6)
+	rand.Read(b)
+	schema := "t_" + hex.EncodeToString(b)
+	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
+		t.Fatalf("postgres at CTIBRIDGE_TEST_POSTGRES: %v", err)
+	}
+	t.Cleanup(func() { admin.Exec("DROP SCHEMA " + schema + " CASCADE") })
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	open := func() *DB {
+		db, err := Open(context.Background(), u.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	return open(), open
+}
+
+type bundle struct {
+	db     *DB
+	clock  *clock
+	reopen func() *DB
+	ctx    context.Context
+}
+
+func TestStore(t *testing.T) {
+	t.Parallel()
+	tests := map[string]func(t *testing.T, b bundle){
+		"AddEventDedupes":            testAddEventDedupes,
+		"ClaimLeasesOneWorker":       testClaimLeasesOneWorker,
+		"EventDuringWorkStaysDue":    testEventDuringWorkStaysDue,
+		"DeferBacksOffAndParks":      testDeferBacksOffAndParks,
+		"DeferDoesNotParkNewEvent":   testDeferDoesNotParkNewEvent,
+		"ExpiredLeaseIsReclaimed":    testExpiredLeaseIsReclaimed,
+		"ReleaseLeasesAfterCrash":    testReleaseLeasesAfterCrash,
+		"ConcurrentClaimsNeverShare": testConcurrentClaimsNeverShare,
+		"EventsSurviveReopen":        testEventsSurviveReopen,
+		"ErrorLogDedupesAndResolves": testErrorLog,
+		"ContactsListAndCounts":      testContactsListAndCounts,
+		"UnknownContactIsNotFound":   testUnknownContact,
+		"PingWrites":                 testPing,
+	}
+	for dbName, open := range openers(t) {
+		t.Run(dbName, func(t *testing.T) {
+			t.Parallel()
+			for name, fn := range tests {
+				t.Run(name, func(t *testing.T) {
+					t.Parallel()
+					c := newClock()
+					db, reopen := open(t)
+					db.now = c.now
+					fn(t, bundle{db: db, clock: c, ctx: context.Background(), reopen: func() *DB {
+						d := reopen()
+						d.now = c.now
+						return d
+					}})
+				})
+			}
+		})
+	}
+}
+
+func mustAdd(t *testing.T, b bundle, e Event) (Contact, bool) {
+	t.Helper()
+	c, added, err := b.db.AddEvent(b.ctx, e, "sys-"+e.MasterID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, added
+}
+
+func mustClaim(t *testing.T, b bundle, owner string) (*Contact, []Event) {
+	t.Helper()
+	c, evs, err := b.db.Claim(b.ctx, owner, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, evs
+}
+
+func testAddEventDedupes(t *testing.T, b bundle) {
+	c, added := mustAdd(t, b, ev("m1", "queued", "q"))
+	if !added || c.Version != 1 || c.SysID != "sys-m1" || !c.Pending() {
+		t.Fatalf("first event: added=%v contact=%+v", added, c)
+	}
+	c, added = mustAdd(t, b, ev("m1", "queued", "q"))
+	if added || c.Version != 1 {
+		t.Fatalf("duplicate event changed the contact: added=%v version=%d", added, c.Version)
+	}
+	c, added = mustAdd(t, b, ev("m1", "answered", "a"))
+	if !added || c.Version != 2 {
+		t.Fatalf("second distinct event: added=%v version=%d", added, c.Version)
+	}
+	_, evs, err := b.db.Contact(b.ctx, "m1")
+	if err != nil || len(evs) != 2 || evs[0].Kind != "queued" || evs[1].Kind != "answered" {
+		t.Fatalf("events = %+v, %v; want queued then answered", evs, err)
+	}
+}
+
+func testClaimLeasesOneWorker(t *testing.T, b bundle) {
+	mustAdd(t, b, ev("m1", "queued", "q"))
+	c, evs := mustClaim(t, b, "w1")
+	if c == nil || c.MasterID != "m1" || len(evs) != 1 {
+		t.Fatalf("claim = %+v, %d events; want m1 with 1 event", c, len(evs))
+	}
+	if other, _ := mustClaim(t, b, "w2"); other != nil {
+		t.Fatalf("second worker claimed leased contact %s", other.MasterID)
+	}
+	if err := b.db.Done(b.ctx, "w1", "m1", c.Version, []byte(`{"created":true}`)); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := mustClaim(t, b, "w2"); again != nil {
+		t.Fatalf("synced contact claimed again: %+v", again)
+	}
+	got, _, _ := b.db.Contact(b.ctx, "m1")
+	if got.Pending() || string(got.Synced) != `{"created":true}` {
+		t.Fatalf("after Done: pending=%v synced=%s", got.Pending(), got.Synced)
+	}
+	if err := b.db.Done(b.ctx, "w1", "m1", c.Version, nil); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("Done without lease: err = %v, want ErrLeaseLost", err)
+	}
+}
+
+func testEventDuringWorkStaysDue(t *testing.T, b bundle) {
+	mustAdd(t, b, ev("m1", "queued", "q"))
+	c, _ := mustClaim(t, b, "w1")
+	mustAdd(t, b, ev("m1", "released", "r")) // arrives while w1 works on version 1
+	if err := b.db.Done(b.ctx, "w1", "m1", c.Version, []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	next, evs := mustClaim(t, b, "w1")
+	if next == nil || next.Version != 2 || len(evs) != 2 {
+		t.Fatalf("event during work was lost: claim=%+v events=%d", next, len(evs))
+	}
+}
+
+func testDeferBacksOffAndParks(t *testing.T, b bundle) {
+	mustAdd(t, b, ev("m1", "queued", "q"))
+	c, _ := mustClaim(t, b, "w1")
+	if err := b.db.Defer(b.ctx, "w1", "m1", c.Version, []byte(`{"p":1}`), "503 down", b.clock.now().Add(time.Minute), false); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := mustClaim(t, b, "w1"); got != nil {
+		t.Fatal("contact claimed before its backoff elapsed")
+	}
+	b.clock.add(61 * time.Second)
+	c, _ = mustClaim(t, b, "w1")
+	if c == nil || c.Attempts != 1 || c.LastError != "503 down" || string(c.Synced) != `{"p":1}` {
+		t.Fatalf("after backoff: %+v", c)
+	}
+	if err := b.db.Defer(b.ctx, "w1", "m1", c.Version, c.Synced, "403 forbidden", b.clock.now(), true); err != nil {
+		t.Fatal(err)
+	}
+	b.clock.add(time.Hour)
+	if got, _ := mustClaim(t, b, "w1"); got != nil {
+		t.Fatal("parked contact claimed")
+	}
+	if n, err := b.db.Retry(b.ctx, "m1", "unknown"); err != nil || n != 1 {
+		t.Fatalf("Retry = %d, %v; want 1", n, err)
+	}
+	c, _ = mustClaim(t, b, "w1")
+	if c == nil || c.Attempts != 0 || c.Parked {
+		t.Fatalf("retried contact: %+v", c)
+	}
+}
+
+func testDeferDoesNotParkNewEvent(t *testing.T, b bundle) {
+	mustAdd(t, b, ev("m1", "queued", "q"))
+	c, _ := mustClaim(t, b, "w1")
+	mustAdd(t, b, ev("m1", "answered", "a"))
+	if err := b.db.Defer(b.ctx, "w1", "m1", c.Version, nil, "403", b.clock.now().Add(time.Hour), true); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := mustClaim(t, b, "w1"); got == nil || got.Version != 2 {
+		t.Fatalf("new event held by an old failure: %+v", got)
+	}
+}
+
+func testExpiredLeaseIsReclaimed(t *testing.T, b bundle) {
+	mustAdd(t, b, ev("m1", "queued", "q"))
+	if c, _ := mustClaim(t, b, "dead"); c == nil {
+		t.Fatal("no claim")
+	}
+	b.clock.add(2 * time.Minute)
+	c, _ := mustClaim(t, b, "alive")
+	if c == nil {
+		t.Fatal("contact of a dead worker not reclaimed after its lease expired")
+	}
+	if err := b.db.Done(b.ctx, "dead", "m1", 1, nil); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("late Done by dead worker: %v, want ErrLeaseLost", err)
+	}
+}
+
+func testReleaseLeasesAfterCrash(t *testing.T, b bundle) {
+	mustAdd(t, b, ev("m1", "queued", "q"))
+	mustClaim(t, b, "crashed")
+	if err := b.db.ReleaseLeases(b.ctx, "fresh"); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := mustClaim(t, b, "fresh"); c == nil {
+		t.Fatal("lease of a crashed process still held after ReleaseLeases")
+	}
+}
+
+func testConcurrentClaimsNeverShare(t *testing.T, b bundle) {
+	const n = 40
+	for i := range n {
+		mustAdd(t, b, ev(fmt.Sprintf("m%02d", i), "queued", "q"))
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			owner := fmt.Sprintf("w%d", w)
+			for {
+				c, _, err := b.db.Claim(b.ctx, owner, time.Minute)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if c == nil {
+					return
+				}
+				mu.Lock()
+				seen[c.MasterID]++
+				mu.Unlock()
+				if err := b.db.Done(b.ctx, owner, c.MasterID, c.Version, nil); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(seen) != n {
+		t.Errorf("claimed %d distinct contacts, want %d", len(seen), n)
+	}
+	for id, k := range seen {
+		if k != 1 {
+			t.Errorf("%s claimed %d times", id, k)
+		}
+	}
+}
+
+func testEventsSurviveReopen(t *testing.T, b bundle) {
+	mustAdd(t, b, ev("m1", "queued", "q"))
+	mustAdd(t, b, ev("m1", "released", "r"))
+	b.db.Close()
+	db := b.reopen()
+	c, evs, err := db.Contact(b.ctx, "m1")
+	if err != nil || c.Version != 2 || len(evs) != 2 || !c.Pending() {
+		t.Fatalf("after reopen: %+v %d events %v", c, len(evs), err)
+	}
+}
+
+func testErrorLog(t *testing.T, b bundle) {
+	e := ErrorEntry{MasterID: "m1", Operation: "create interaction", Status: 503, Message: "down", Attempts: 5, DedupeKey: "job:m1"}
+	id1, created, err := b.db.RecordError(b.ctx, e, time.Hour)
+	if err != nil || !created {
+		t.Fatalf("first: %v %v", created, err)
+	}
+	b.clock.add(time.Minute)
+	e.Attempts, e.Message = 6, "still down"
+	id2, created, err := b.db.RecordError(b.ctx, e, time.Hour)
+	if err != nil || created || id2 != id1 {
+		t.Fatalf("repeat made a new entry: id %d→%d created=%v %v", id1, id2, created, err)
+	}
+	got, err := b.db.Error(b.ctx, id1)
+	if err != nil || got.Attempts != 6 || got.Message != "still down" || !got.Open() || !got.LastAt.After(got.FirstAt) {
+		t.Fatalf("updated entry: %+v %v", got, err)
+	}
+	w := ErrorEntry{Operation: "map agent", Severity: SeverityWarning, Message: "agent 42 unmapped", DedupeKey: "agent:42"}
+	b.db.RecordError(b.ctx, w, time.Hour)
+	b.clock.add(2 * time.Hour)
+	if _, created, _ := b.db.RecordError(b.ctx, w, time.Hour); !created {
+		t.Error("a warning outside its window must make a new entry")
+	}
+	if err := b.db.ResolveErrors(b.ctx, "m1"); err != nil {
+		t.Fatal(err)
+	}
+	open, _ := b.db.Errors(b.ctx, ErrorFilter{OpenOnly: true, Severity: SeverityError})
+	if len(open) != 0 {
+		t.Errorf("resolved entry still open: %+v", open)
+	}
+	all, _ := b.db.Errors(b.ctx, ErrorFilter{})
+	if len(all) != 3 {
+		t.Errorf("log has %d entries, want 3", len(all))
+	}
+	n, err := b.db.CountErrors(b.ctx, ErrorFilter{Operation: "map agent"})
+	if err != nil || n != 2 {
+		t.Errorf("count by operation = %d, %v; want 2", n, err)
+	}
+	if _, err := b.db.Error(b.ctx, 9999); !errors.Is(err, ErrNotFound) {
+		t.Errorf("missing entry: %v", err)
+	}
+}
+
+func testContactsListAndCounts(t *testing.T, b bundle) {
+	mustAdd(t, b, ev("m1", "queued", "q"))
+	b.clock.add(time.Second)
+	mustAdd(t, b, ev("m2", "queued", "q"))
+	c, _ := mustClaim(t, b, "w")
+	b.db.Defer(b.ctx, "w", c.MasterID, c.Version, nil, "403", b.clock.now(), true)
+	list, err := b.db.Contacts(b.ctx, ContactFilter{})
+	if err != nil || len(list) != 2 {
+		t.Fatalf("list = %d, %v", len(list), err)
+	}
+	parked, _ := b.db.Contacts(b.ctx, ContactFilter{ParkedOnly: true})
+	if len(parked) != 1 || parked[0].MasterID != c.MasterID {
+		t.Errorf("parked = %+v", parked)
+	}
+	counts, err := b.db.Counts(b.ctx)
+	if err != nil || counts != (Counts{Contacts: 2, Pending: 2, Parked: 1}) {
+		t.Errorf("counts = %+v, %v", counts, err)
+	}
+}
+
+func testUnknownContact(t *testing.T, b bundle) {
+	if _, _, err := b.db.Contact(b.ctx, "nope"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("err = %v, want ErrNotFound", err)
+	}
+}
+
+func testPing(t *testing.T, b bundle) {
+	if err := b.db.Ping(b.ctx); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestOpenRejectsEmptyDSN(t *testing.T) {
+	t.Parallel()
+	if _, err := Open(context.Background(), ""); err == nil {
+		t.Fatal("empty database accepted")
+	}
+}
