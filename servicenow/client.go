@@ -1,0 +1,491 @@
+// Package servicenow is ctibridge's one door to a ServiceNow instance's
+// Table API: typed records, an encoded-query builder that escapes values,
+// basic and OAuth authentication, short retries that are safe for creates,
+// and a request budget that keeps a busy bridge under the instance's limits.
+package servicenow
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config configures a Client. Zero values take the defaults noted.
+type Config struct {
+	Instance string // https://acme.service-now.com
+	Auth     Auth
+
+	RequestsPerHour int // request budget; default 10000, -1 = unlimited
+	Burst           int // requests allowed at once above the rate; default 20
+	MaxConcurrent   int // requests in flight at once; default 8
+
+	Timeout    time.Duration // per attempt; default 10s
+	Retry      RetryPolicy
+	HTTPClient *http.Client // default: a keep-alive client sized to MaxConcurrent
+	Logger     *slog.Logger // default: discard
+	UserAgent  string
+
+	// Observe, if set, is told about every request (metrics).
+	Observe func(RequestInfo)
+}
+
+// RetryPolicy bounds the client's own short retries of transient failures.
+// Longer outages are the caller's business (the reconciler's backoff).
+type RetryPolicy struct {
+	Attempts      int           // total attempts; default 3
+	Base          time.Duration // first backoff; default 200ms
+	Max           time.Duration // backoff cap; default 2s
+	MaxRetryAfter time.Duration // longest Retry-After waited in-process; default 10s
+}
+
+// RequestInfo describes one request, for metrics.
+type RequestInfo struct {
+	Op       string // read, list, create, update, delete, oauth
+	Table    string
+	Method   string
+	Status   int // 0 = no reply
+	Duration time.Duration
+	Err      error
+}
+
+// Client talks to one instance. It is safe for concurrent use.
+type Client struct {
+	cfg    Config
+	base   *url.URL
+	hc     *http.Client
+	log    *slog.Logger
+	budget *budget
+	tokens *tokens
+	basic  string
+}
+
+// New checks cfg and builds a client. It does not contact the instance.
+func New(cfg Config) (*Client, error) {
+	u, err := url.Parse(strings.TrimRight(cfg.Instance, "/"))
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("servicenow: instance %q: want a URL like https://acme.service-now.com", cfg.Instance)
+	}
+	if err := cfg.Auth.check(); err != nil {
+		return nil, fmt.Errorf("servicenow: %w", err)
+	}
+	if cfg.RequestsPerHour == 0 {
+		cfg.RequestsPerHour = 10000
+	}
+	if cfg.Burst <= 0 {
+		cfg.Burst = 20
+	}
+	if cfg.MaxConcurrent <= 0 {
+		cfg.MaxConcurrent = 8
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	r := &cfg.Retry
+	if r.Attempts <= 0 {
+		r.Attempts = 3
+	}
+	if r.Base <= 0 {
+		r.Base = 200 * time.Millisecond
+	}
+	if r.Max <= 0 {
+		r.Max = 2 * time.Second
+	}
+	if r.MaxRetryAfter <= 0 {
+		r.MaxRetryAfter = 10 * time.Second
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = "ctibridge"
+	}
+	c := &Client{cfg: cfg, base: u, hc: cfg.HTTPClient, log: cfg.Logger,
+		budget: newBudget(max(0, cfg.RequestsPerHour), cfg.Burst, cfg.MaxConcurrent)}
+	if c.hc == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = cfg.MaxConcurrent
+		tr.MaxConnsPerHost = cfg.MaxConcurrent * 2
+		tr.IdleConnTimeout = 90 * time.Second
+		c.hc = &http.Client{Transport: tr}
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	switch cfg.Auth.Method {
+	case AuthBasic:
+		c.basic = "Basic " + basicToken(cfg.Auth.Username, cfg.Auth.Password.Reveal())
+	default:
+		c.tokens = newTokens(c, u.String()+"/oauth_token.do")
+	}
+	return c, nil
+}
+
+// Instance returns the instance URL, without a trailing slash.
+func (c *Client) Instance() string { return c.base.String() }
+
+func (c *Client) observe(ri RequestInfo) {
+	if c.cfg.Observe != nil {
+		c.cfg.Observe(ri)
+	}
+}
+
+// ListOptions shape a list call.
+type ListOptions struct {
+	Query                string   // encoded query, e.g. from Query().…Encode()
+	Fields               []string // sysparm_fields; empty = all
+	Limit                int      // sysparm_limit; 0 = the instance's default
+	Offset               int
+	DisplayValue         string // "", "true", "false" or "all"
+	ExcludeReferenceLink bool
+	NoCount              bool // sysparm_no_count: skip the total count
+}
+
+func (o ListOptions) values() url.Values {
+	v := url.Values{}
+	if o.Query != "" {
+		v.Set("sysparm_query", o.Query)
+	}
+	if len(o.Fields) > 0 {
+		v.Set("sysparm_fields", strings.Join(o.Fields, ","))
+	}
+	if o.Limit > 0 {
+		v.Set("sysparm_limit", strconv.Itoa(o.Limit))
+	}
+	if o.Offset > 0 {
+		v.Set("sysparm_offset", strconv.Itoa(o.Offset))
+	}
+	if o.DisplayValue != "" {
+		v.Set("sysparm_display_value", o.DisplayValue)
+	}
+	if o.ExcludeReferenceLink {
+		v.Set("sysparm_exclude_reference_link", "true")
+	}
+	if o.NoCount {
+		v.Set("sysparm_no_count", "true")
+	}
+	return v
+}
+
+// List returns the records of table matching opts.
+func (c *Client) List(ctx context.Context, table string, opts ListOptions) ([]Record, error) {
+	var out []Record
+	err := c.do(ctx, call{op: "list", method: http.MethodGet, table: table, query: opts.values(), out: &out, safe: true})
+	return out, err
+}
+
+// Get reads one record by sys_id.
+func (c *Client) Get(ctx context.Context, table, sysID string) (Record, error) {
+	if err := checkSysID(table, sysID); err != nil {
+		return nil, err
+	}
+	var out Record
+	err := c.do(ctx, call{op: "read", method: http.MethodGet, table: table, sysID: sysID, out: &out, safe: true})
+	return out, err
+}
+
+// InsertOptions shape an insert.
+type InsertOptions struct {
+	// SysID, when set, is the sys_id the record is created with. It makes
+	// the insert safe to retry: after an ambiguous failure (a timeout, a
+	// dropped reply) the client reads the record back instead of creating
+	// a second one.
+	SysID string
+}
+
+// Insert creates a record. With opts.SysID, a record that exists already
+// with that sys_id fails with an error matching ErrDuplicateSysID — unless
+// this call created it on an earlier attempt, in which case the record is
+// returned. If the instance chose a sys_id of its own, the record is
+// returned with an error matching ErrSysIDIgnored.
+func (c *Client) Insert(ctx context.Context, table string, fields map[string]string, opts InsertOptions) (Record, error) {
+	body := make(map[string]string, len(fields)+1)
+	for k, v := range fields {
+		body[k] = v
+	}
+	if opts.SysID != "" {
+		if err := checkSysID(table, opts.SysID); err != nil {
+			return nil, err
+		}
+		body["sys_id"] = opts.SysID
+	}
+	var out Record
+	cl := call{op: "create", method: http.MethodPost, table: table, body: body, out: &out, safe: opts.SysID != "", unsure: new(int)}
+	err := c.do(ctx, cl)
+	var se *Error
+	if opts.SysID != "" && errors.As(err, &se) && se.isDuplicate() && cl.ambiguous() {
+		// An earlier attempt may have created it; if so, it is ours.
+		return c.Get(ctx, table, opts.SysID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if opts.SysID != "" && out.SysID() != opts.SysID {
+		return out, fmt.Errorf("%w: asked for %s, got %s in %s", ErrSysIDIgnored, opts.SysID, out.SysID(), table)
+	}
+	return out, nil
+}
+
+// Patch updates fields of one record and returns it.
+func (c *Client) Patch(ctx context.Context, table, sysID string, fields map[string]string) (Record, error) {
+	if err := checkSysID(table, sysID); err != nil {
+		return nil, err
+	}
+	var out Record
+	err := c.do(ctx, call{op: "update", method: http.MethodPatch, table: table, sysID: sysID, body: fields, out: &out, safe: true})
+	return out, err
+}
+
+// Delete removes one record.
+func (c *Client) Delete(ctx context.Context, table, sysID string) error {
+	if err := checkSysID(table, sysID); err != nil {
+		return err
+	}
+	return c.do(ctx, call{op: "delete", method: http.MethodDelete, table: table, sysID: sysID, safe: true})
+}
+
+func checkSysID(table, id string) error {
+	if id == "" || strings.ContainsAny(id, "/?#%") || len(id) > 64 {
+		return &Error{Op: "request", Table: table, Message: fmt.Sprintf("invalid sys_id %q", id), Err: errConfig}
+	}
+	return nil
+}
+
+// call is one logical operation, maybe several attempts.
+type call struct {
+	op, method, table, sysID string
+	query                    url.Values
+	body                     any
+	out                      any
+	// safe: repeating the request cannot do harm (reads, patches, deletes,
+	// creates with a chosen sys_id).
+	safe bool
+	// sent counts attempts whose outcome is unknown (the request may have
+	// been applied): transport errors after sending, 5xx, timeouts.
+	unsure *int
+}
+
+func (cl *call) ambiguous() bool { return cl.unsure != nil && *cl.unsure > 0 }
+
+func (c *Client) do(ctx context.Context, cl call) error {
+	if !validTable(cl.table) {
+		return &Error{Op: cl.op, Table: cl.table, Message: "invalid table name", Err: errConfig}
+	}
+	if cl.unsure == nil {
+		cl.unsure = new(int)
+	}
+	u := *c.base
+	u.Path = "/api/now/table/" + cl.table
+	if cl.sysID != "" {
+		u.Path += "/" + cl.sysID
+	}
+	u.RawQuery = cl.query.Encode()
+	var body []byte
+	if cl.body != nil {
+		var err error
+		if body, err = json.Marshal(cl.body); err != nil {
+			return &Error{Op: cl.op, Table: cl.table, Err: err}
+		}
+	}
+	reauthed := false
+	stale := 0
+	for attempt := 1; ; attempt++ {
+		err := c.attempt(ctx, &cl, u.String(), body, stale)
+		var se *Error
+		if err == nil || !errors.As(err, &se) {
+			return err
+		}
+		if se.Status == http.StatusUnauthorized && c.tokens != nil && !reauthed {
+			// The token may have been revoked or expired early: one more
+			// try with a fresh one, not counted as an attempt.
+			reauthed, stale = true, se.authGen
+			attempt--
+			continue
+		}
+		if !se.Temporary() || attempt >= c.cfg.Retry.Attempts || ctx.Err() != nil {
+			return err
+		}
+		if !cl.safe && se.unsure {
+			return err // a create that may have happened: never repeat blind
+		}
+		wait := c.backoff(attempt)
+		if se.RetryAfter > 0 {
+			if se.RetryAfter > c.cfg.Retry.MaxRetryAfter {
+				return err
+			}
+			wait = se.RetryAfter
+		}
+		c.log.Debug("servicenow: retrying", "op", cl.op, "table", cl.table, "attempt", attempt, "wait", wait, "error", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+// backoff is exponential with full jitter: a random wait in [d/2, d].
+func (c *Client) backoff(attempt int) time.Duration {
+	d := c.cfg.Retry.Base << (attempt - 1)
+	if d > c.cfg.Retry.Max || d <= 0 {
+		d = c.cfg.Retry.Max
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+func (c *Client) attempt(ctx context.Context, cl *call, u string, body []byte, stale int) (err error) {
+	if err := c.budget.acquire(ctx); err != nil {
+		return &Error{Op: cl.op, Table: cl.table, Err: err}
+	}
+	defer c.budget.release()
+	actx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+
+	auth, gen := c.basic, 0
+	if c.tokens != nil {
+		if auth, gen, err = c.tokens.header(actx, stale); err != nil {
+			var se *Error
+			if errors.As(err, &se) {
+				se.Op, se.Table = cl.op+" (oauth)", cl.table
+			}
+			return err
+		}
+	}
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(actx, cl.method, u, rd)
+	if err != nil {
+		return &Error{Op: cl.op, Table: cl.table, Err: errConfig}
+	}
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("User-Agent", c.cfg.UserAgent)
+	req.Header.Set("Authorization", auth)
+
+	start := time.Now()
+	resp, err := c.hc.Do(req)
+	ri := RequestInfo{Op: cl.op, Table: cl.table, Method: cl.method}
+	defer func() { ri.Duration, ri.Err = time.Since(start), err; c.observe(ri) }()
+	if err != nil {
+		e := &Error{Op: cl.op, Table: cl.table, Err: scrub(err)}
+		if !errors.Is(err, context.Canceled) || ctx.Err() == nil {
+			// A refused connection never reached the instance; anything
+			// else may have been applied.
+			e.unsure = !isDialError(err)
+			if e.unsure {
+				*cl.unsure++
+			}
+		}
+		if ctx.Err() != nil {
+			e.Err = ctx.Err()
+		}
+		return e
+	}
+	defer resp.Body.Close()
+	ri.Status = resp.StatusCode
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
+	if err != nil {
+		*cl.unsure++
+		return &Error{Op: cl.op, Table: cl.table, Status: resp.StatusCode, Err: scrub(err), unsure: true}
+	}
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		if cl.out == nil || resp.StatusCode == http.StatusNoContent {
+			return nil
+		}
+		var env struct {
+			Result json.RawMessage `json:"result"`
+		}
+		if err := json.Unmarshal(raw, &env); err != nil || len(env.Result) == 0 {
+			return &Error{Op: cl.op, Table: cl.table, Status: resp.StatusCode, Message: "unreadable reply", Detail: snippet(raw)}
+		}
+		if err := json.Unmarshal(env.Result, cl.out); err != nil {
+			return &Error{Op: cl.op, Table: cl.table, Status: resp.StatusCode, Message: "unexpected result shape", Detail: err.Error()}
+		}
+		return nil
+	}
+	e := &Error{Op: cl.op, Table: cl.table, Status: resp.StatusCode, authGen: gen}
+	var env struct {
+		Error struct {
+			Message string `json:"message"`
+			Detail  any    `json:"detail"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(raw, &env) == nil && env.Error.Message != "" {
+		e.Message = env.Error.Message
+		if d, ok := env.Error.Detail.(string); ok {
+			e.Detail = d
+		}
+	} else {
+		e.Detail = snippet(raw)
+	}
+	if ra := resp.Header.Get("Retry-After"); ra != "" {
+		if s, err := strconv.Atoi(strings.TrimSpace(ra)); err == nil && s >= 0 {
+			e.RetryAfter = time.Duration(s) * time.Second
+		} else if t, err := http.ParseTime(ra); err == nil {
+			e.RetryAfter = max(0, time.Until(t))
+		}
+	}
+	if resp.StatusCode == http.StatusTooManyRequests {
+		d := e.RetryAfter
+		if d == 0 {
+			d = c.backoff(2)
+		}
+		c.budget.throttled(d)
+	}
+	if resp.StatusCode >= 500 || resp.StatusCode == http.StatusRequestTimeout {
+		// 502/504 from a proxy, or a 500 after a partial write: the
+		// instance may have applied the request.
+		e.unsure = true
+		*cl.unsure++
+	}
+	return e
+}
+
+// snippet keeps a short, printable part of an unexpected body for errors.
+func snippet(b []byte) string {
+	s := strings.ToValidUTF8(string(b), "?")
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return strings.TrimSpace(s)
+}
+
+// scrub removes the URL (which holds the query, never credentials, but can
+// be long) from a transport error, keeping its cause.
+func scrub(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s: %w", strings.ToLower(ue.Op), ue.Err)
+	}
+	return err
+}
+
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+func validTable(t string) bool {
+	if t == "" || len(t) > 80 {
+		return false
+	}
+	for _, r := range t {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,59 @@
+package snowsim
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+)
+
+// Main is the `ctibridge snowsim` command: it serves a simulator until ctx ends.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("snowsim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "127.0.0.1:8090", "listen address")
+	data := fs.String("data", "", "dataset file (JSON or YAML) instead of the built-in one")
+	var o Options
+	fs.DurationVar(&o.Faults.Latency, "latency", 0, "added latency per request, e.g. 80ms")
+	fs.DurationVar(&o.Faults.Jitter, "jitter", 0, "random ± jitter on the latency")
+	fs.Float64Var(&o.Faults.ErrorRate, "error-rate", 0, "fraction of requests answered 500/503 (0..1)")
+	fs.IntVar(&o.Faults.RateLimitPerHour, "rate-limit", 0, "requests per user per hour before 429 (0 = none)")
+	fs.DurationVar(&o.TokenTTL, "token-ttl", 1800*time.Second, "OAuth access-token lifetime")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if o.Faults.ErrorRate < 0 || o.Faults.ErrorRate > 1 {
+		return errors.New("snowsim: --error-rate must be between 0 and 1")
+	}
+	if o.Faults.Latency < 0 || o.Faults.Jitter < 0 || o.Faults.RateLimitPerHour < 0 {
+		return errors.New("snowsim: --latency, --jitter and --rate-limit must not be negative")
+	}
+	if *data != "" {
+		d, err := LoadDataset(*data)
+		if err != nil {
+			return err
+		}
+		o.Data = d
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("snowsim: --addr %s: %w", *addr, err)
+	}
+	o.BaseURL = "http://" + ln.Addr().String()
+	srv := &http.Server{Handler: New(o), ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(stdout, "ServiceNow simulator on %s — users admin/admin, cti_integration/cti_integration; OAuth client ctibridge/ctibridge-secret\n", o.BaseURL)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		return err
+	}
+	shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return srv.Shutdown(shut)
+}

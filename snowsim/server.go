@@ -1,0 +1,530 @@
+package snowsim
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+const timeFormat = "2006-01-02 15:04:05"
+
+// Options configure a simulator.
+type Options struct {
+	Data            *Dataset         // nil = DefaultDataset()
+	TokenTTL        time.Duration    // OAuth access-token lifetime, default 1800s
+	RefreshTokenTTL time.Duration    // refresh-token lifetime, default 100 days
+	Faults          Faults           // initial faults
+	Now             func() time.Time // nil = time.Now
+	Logger          *slog.Logger     // nil = discard
+	BaseURL         string           // used in links and Location; "" = from the request
+	// InvalidQueryReturnsNoRows mirrors the system property
+	// glide.invalid_query.returns_no_rows (default false: conditions on
+	// unknown fields are ignored and the rest of the query applies).
+	InvalidQueryReturnsNoRows bool
+}
+
+// Faults are injected failures, changeable at run time (PUT /sim/faults).
+type Faults struct {
+	Latency          time.Duration `json:"-"`
+	Jitter           time.Duration `json:"-"`
+	ErrorRate        float64       `json:"errorRate"`
+	DropReplyRate    float64       `json:"dropReplyRate"`
+	RateLimitPerHour int           `json:"rateLimitPerHour"`
+	Down             bool          `json:"down"`
+	FailNext         *FailNext     `json:"failNext,omitempty"`
+}
+
+// FailNext scripts the next Count matching requests to fail.
+type FailNext struct {
+	Count      int    `json:"count"`
+	Status     int    `json:"status"`
+	RetryAfter int    `json:"retryAfter"` // seconds; 0 = no header
+	Table      string `json:"table"`      // "" = any
+	Method     string `json:"method"`     // "" = any
+	Drop       bool   `json:"drop"`       // commit the write, then drop the connection
+}
+
+// Stats counts Table API requests.
+type Stats struct {
+	Total   int64                       `json:"total"`
+	ByTable map[string]map[string]int64 `json:"byTable"`
+}
+
+// JournalEntry is one entry of a journal field (work_notes, comments).
+type JournalEntry struct {
+	Value     string
+	CreatedBy string
+	CreatedOn time.Time
+}
+
+// Server is the simulator; it is an http.Handler and safe for concurrent use.
+type Server struct {
+	opts Options
+	now  func() time.Time
+	log  *slog.Logger
+
+	mu       sync.RWMutex
+	tables   map[string]*table
+	roles    map[string]Role
+	password map[string]string // user_name → password
+	userIDs  map[string]string // user_name → sys_user sys_id
+	clients  map[string]OAuthClient
+	tokens   map[string]token
+	refresh  map[string]token
+	counters map[string]int
+	faults   Faults
+	stats    Stats
+	windows  map[string]*window // rate limit per user
+	rng      *mrand.Rand
+}
+
+type table struct {
+	rows  map[string]map[string]string
+	order []string // insertion order of sys_ids (deleted ones skipped)
+}
+
+type token struct {
+	user    string
+	expires time.Time
+}
+
+type window struct {
+	start time.Time
+	count int
+}
+
+// New builds a simulator loaded with opts.Data.
+func New(opts Options) *Server {
+	if opts.Data == nil {
+		opts.Data = DefaultDataset()
+	}
+	if opts.TokenTTL <= 0 {
+		opts.TokenTTL = 1800 * time.Second
+	}
+	if opts.RefreshTokenTTL <= 0 {
+		opts.RefreshTokenTTL = 100 * 24 * time.Hour
+	}
+	s := &Server{
+		opts: opts, now: opts.Now, log: opts.Logger, tables: map[string]*table{}, roles: opts.Data.roles(),
+		password: map[string]string{}, userIDs: map[string]string{}, clients: map[string]OAuthClient{}, tokens: map[string]token{}, refresh: map[string]token{},
+		counters: map[string]int{}, faults: opts.Faults, windows: map[string]*window{}, rng: mrand.New(mrand.NewPCG(1, 2)),
+		stats: Stats{ByTable: map[string]map[string]int64{}},
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	for name := range schema {
+		s.tables[name] = &table{rows: map[string]map[string]string{}}
+	}
+	s.clients["ctibridge"] = OAuthClient{ID: "ctibridge", Secret: "ctibridge-secret", RunAs: "cti_integration"}
+	for _, c := range opts.Data.OAuthClients {
+		s.clients[c.ID] = c
+	}
+	for name := range s.roles {
+		s.insertRow("sys_user_role", map[string]string{"sys_id": deterministicID("role:"+name, 0), "name": name}, "system")
+	}
+	for _, u := range opts.Data.Users {
+		s.putUser(u)
+	}
+	for t, rows := range opts.Data.Tables {
+		for _, r := range rows {
+			s.insertRow(t, r, "system")
+		}
+	}
+	return s
+}
+
+func newSysID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// insertRow stores a row (values already strings). Caller holds mu or is New.
+func (s *Server) insertRow(tableName string, in map[string]string, by string) map[string]string {
+	def := schema[tableName]
+	t := s.tables[tableName]
+	now := s.now().UTC().Format(timeFormat)
+	row := map[string]string{}
+	for k, v := range in {
+		if fd, ok := def.fields[k]; ok && fd.kind != kJournal {
+			row[k] = v
+		}
+	}
+	if row["sys_id"] == "" {
+		row["sys_id"] = newSysID()
+	}
+	for k, v := range map[string]string{"sys_created_on": now, "sys_updated_on": now, "sys_created_by": by, "sys_updated_by": by} {
+		if row[k] == "" {
+			row[k] = v
+		}
+	}
+	row["sys_mod_count"] = "0"
+	if def.prefix != "" {
+		if row["number"] == "" {
+			s.counters[tableName]++
+			row["number"] = fmt.Sprintf("%s%0*d", def.prefix, def.digits, def.start-1+s.counters[tableName])
+		} else if n, err := strconv.Atoi(strings.TrimPrefix(row["number"], def.prefix)); err == nil && n-def.start+1 > s.counters[tableName] {
+			s.counters[tableName] = n - def.start + 1
+		}
+	}
+	if _, ok := def.fields["active"]; ok && row["active"] == "" {
+		row["active"] = "true"
+	}
+	if tableName == "interaction" {
+		if row["opened_at"] == "" {
+			row["opened_at"] = now
+		}
+		closeInteraction(row, now)
+	}
+	if tableName == "sys_user" {
+		s.userIDs[row["user_name"]] = row["sys_id"]
+	}
+	if tableName == "sys_user" && in["user_password"] != "" {
+		s.password[row["user_name"]] = in["user_password"]
+	}
+	delete(row, "user_password") // stored apart; never returned
+	t.rows[row["sys_id"]] = row
+	t.order = append(t.order, row["sys_id"])
+	s.journal(tableName, row["sys_id"], in, by)
+	return row
+}
+
+// closeInteraction mimics the interaction table's business rules: a closed
+// state makes the record inactive and stamps closed_at.
+func closeInteraction(row map[string]string, now string) {
+	if strings.HasPrefix(row["state"], "closed") {
+		row["active"] = "false"
+		if row["closed_at"] == "" {
+			row["closed_at"] = now
+		}
+	} else if row["state"] != "" {
+		row["active"] = "true"
+	}
+}
+
+// journal appends journal-field writes to sys_journal_field.
+func (s *Server) journal(tableName, sysID string, in map[string]string, by string) {
+	def := schema[tableName]
+	for k, v := range in {
+		if fd, ok := def.fields[k]; ok && fd.kind == kJournal && v != "" {
+			s.insertRow("sys_journal_field", map[string]string{"element_id": sysID, "name": tableName, "element": k, "value": v}, by)
+		}
+	}
+}
+
+func (s *Server) putUser(u User) error {
+	if u.UserName == "" {
+		return fmt.Errorf("snowsim: user without user_name")
+	}
+	row := map[string]string{}
+	for k, v := range u.Fields {
+		row[k] = v
+	}
+	row["user_name"] = u.UserName
+	row["active"] = "true"
+	if v, ok := u.Fields["active"]; ok {
+		row["active"] = v
+	}
+	if u.SysID == "" {
+		u.SysID = deterministicID("user:"+u.UserName, 0)
+	}
+	row["sys_id"] = u.SysID
+	if old, ok := s.tables["sys_user"].rows[u.SysID]; ok {
+		for k, v := range row {
+			old[k] = v
+		}
+	} else {
+		s.insertRow("sys_user", row, "system")
+	}
+	s.password[u.UserName] = u.Password
+	// Replace role links.
+	links := s.tables["sys_user_has_role"]
+	for id, r := range links.rows {
+		if r["user"] == u.SysID {
+			delete(links.rows, id)
+		}
+	}
+	for _, role := range u.Roles {
+		s.insertRow("sys_user_has_role", map[string]string{"user": u.SysID, "role": deterministicID("role:"+role, 0)}, "system")
+	}
+	return nil
+}
+
+// PutUser adds or replaces a user and its roles (for tests: a user lacking one
+// right, a user with a new role).
+func (s *Server) PutUser(u User) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range u.Roles {
+		if _, ok := s.roles[r]; !ok {
+			return fmt.Errorf("snowsim: unknown role %q", r)
+		}
+	}
+	return s.putUser(u)
+}
+
+// PutRole defines or replaces a role.
+func (s *Server) PutRole(name string, r Role) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.roles[name]; !ok {
+		s.insertRow("sys_user_role", map[string]string{"sys_id": deterministicID("role:"+name, 0), "name": name}, "system")
+	}
+	s.roles[name] = r
+}
+
+// allowed reports whether user may do op (r, c, w, d) on tableName.
+// Caller holds mu.
+func (s *Server) allowed(user, tableName string, op byte) bool {
+	sysID := s.userIDs[user]
+	roleNames := map[string]string{}
+	for _, r := range s.tables["sys_user_role"].rows {
+		roleNames[r["sys_id"]] = r["name"]
+	}
+	for _, link := range s.tables["sys_user_has_role"].rows {
+		if link["user"] != sysID {
+			continue
+		}
+		role := s.roles[roleNames[link["role"]]]
+		if strings.IndexByte(role[tableName], op) >= 0 || strings.IndexByte(role["*"], op) >= 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// SetFaults replaces the injected faults.
+func (s *Server) SetFaults(f Faults) { s.mu.Lock(); s.faults = f; s.mu.Unlock() }
+
+// Faults returns the injected faults.
+func (s *Server) Faults() Faults { s.mu.RLock(); defer s.mu.RUnlock(); return s.faults }
+
+// Stats returns request counts.
+func (s *Server) Stats() Stats {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := Stats{Total: s.stats.Total, ByTable: map[string]map[string]int64{}}
+	for t, m := range s.stats.ByTable {
+		out.ByTable[t] = map[string]int64{}
+		for k, v := range m {
+			out.ByTable[t][k] = v
+		}
+	}
+	return out
+}
+
+// ResetStats zeroes the request counts.
+func (s *Server) ResetStats() {
+	s.mu.Lock()
+	s.stats = Stats{ByTable: map[string]map[string]int64{}}
+	s.mu.Unlock()
+}
+
+// Records returns copies of a table's rows (references as sys_ids), in
+// insertion order.
+func (s *Server) Records(tableName string) []map[string]string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	t := s.tables[tableName]
+	if t == nil {
+		return nil
+	}
+	var out []map[string]string
+	for _, id := range t.order {
+		if r, ok := t.rows[id]; ok {
+			out = append(out, copyRow(r))
+		}
+	}
+	return out
+}
+
+// Record returns one row.
+func (s *Server) Record(tableName, sysID string) (map[string]string, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	t := s.tables[tableName]
+	if t == nil {
+		return nil, false
+	}
+	r, ok := t.rows[sysID]
+	return copyRow(r), ok
+}
+
+// Journal returns a record's journal entries for a field, oldest first.
+func (s *Server) Journal(tableName, sysID, field string) []JournalEntry {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	t := s.tables["sys_journal_field"]
+	var out []JournalEntry
+	for _, id := range t.order {
+		r, ok := t.rows[id]
+		if ok && r["element_id"] == sysID && r["name"] == tableName && r["element"] == field {
+			on, _ := time.Parse(timeFormat, r["sys_created_on"])
+			out = append(out, JournalEntry{Value: r["value"], CreatedBy: r["sys_created_by"], CreatedOn: on})
+		}
+	}
+	return out
+}
+
+// RevokeRefreshTokens makes every issued refresh token invalid.
+func (s *Server) RevokeRefreshTokens() { s.mu.Lock(); s.refresh = map[string]token{}; s.mu.Unlock() }
+
+// RevokeAccessTokens makes every issued access token invalid.
+func (s *Server) RevokeAccessTokens() { s.mu.Lock(); s.tokens = map[string]token{}; s.mu.Unlock() }
+
+func copyRow(r map[string]string) map[string]string {
+	if r == nil {
+		return nil
+	}
+	out := make(map[string]string, len(r))
+	for k, v := range r {
+		out[k] = v
+	}
+	return out
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.URL.Path == "/oauth_token.do":
+		s.serveOAuth(w, r)
+	case strings.HasPrefix(r.URL.Path, "/sim/"):
+		s.serveControl(w, r)
+	case strings.HasPrefix(r.URL.Path, "/api/now/"):
+		s.serveTable(w, r)
+	default:
+		writeError(w, http.StatusBadRequest, "Requested URI does not represent any resource", r.URL.Path)
+	}
+}
+
+// writeError writes ServiceNow's error envelope.
+func writeError(w http.ResponseWriter, status int, message, detail string) {
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `BASIC realm="Service-now"`)
+	}
+	w.WriteHeader(status)
+	var d any = detail
+	if detail == "" {
+		d = nil
+	}
+	json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{"message": message, "detail": d}, "status": "failure"})
+}
+
+func writeResult(w http.ResponseWriter, status int, result any) {
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{"result": result})
+}
+
+// user authenticates a request: basic auth or a bearer token. "" = none.
+func (s *Server) user(r *http.Request) string {
+	if u, p, ok := r.BasicAuth(); ok {
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+		want, known := s.password[u]
+		if known && want == p && s.active(u) {
+			return u
+		}
+		return ""
+	}
+	if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+		t, ok := s.tokens[tok]
+		if ok && s.now().Before(t.expires) && s.active(t.user) {
+			return t.user
+		}
+	}
+	return ""
+}
+
+func (s *Server) active(user string) bool {
+	r, ok := s.tables["sys_user"].rows[s.userIDs[user]]
+	return ok && r["user_name"] == user && r["active"] != "false" && r["locked_out"] != "true"
+}
+
+// rateLimited counts a request against the user's hourly window; it returns
+// the window's reset time when the user is over the limit.
+func (s *Server) rateLimited(user string, limit int) (time.Time, bool) {
+	if limit <= 0 {
+		return time.Time{}, false
+	}
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	win := s.windows[user]
+	if win == nil || now.Sub(win.start) >= time.Hour {
+		win = &window{start: now.Truncate(time.Hour)}
+		s.windows[user] = win
+	}
+	win.count++
+	reset := win.start.Add(time.Hour)
+	return reset, win.count > limit
+}
+
+// sleep applies the configured latency with jitter.
+func (s *Server) sleep(f Faults) {
+	d := f.Latency
+	if f.Jitter > 0 {
+		s.mu.Lock()
+		d += time.Duration(s.rng.Int64N(int64(2*f.Jitter))) - f.Jitter
+		s.mu.Unlock()
+	}
+	if d > 0 {
+		time.Sleep(d)
+	}
+}
+
+func (s *Server) chance(p float64) bool {
+	if p <= 0 {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rng.Float64() < p
+}
+
+// takeFailNext consumes one scripted failure matching the request.
+func (s *Server) takeFailNext(tableName, method string) *FailNext {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fn := s.faults.FailNext
+	if fn == nil || fn.Count <= 0 || (fn.Table != "" && fn.Table != tableName) || (fn.Method != "" && !strings.EqualFold(fn.Method, method)) {
+		return nil
+	}
+	fn.Count--
+	cp := *fn
+	if fn.Count == 0 {
+		s.faults.FailNext = nil
+	}
+	return &cp
+}
+
+// dropConnection closes the connection without a reply.
+func dropConnection(w http.ResponseWriter) {
+	if hj, ok := w.(http.Hijacker); ok {
+		if conn, _, err := hj.Hijack(); err == nil {
+			conn.Close()
+			return
+		}
+	}
+	panic(http.ErrAbortHandler)
+}
+
+func readBody(r *http.Request) ([]byte, error) {
+	return io.ReadAll(io.LimitReader(r.Body, 10<<20))
+}

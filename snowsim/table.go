@@ -1,0 +1,529 @@
+package snowsim
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/ctibridge/ctibridge/encquery"
+)
+
+// serveTable answers /api/now/[v1/|v2/]table/{table}[/{sys_id}].
+func (s *Server) serveTable(w http.ResponseWriter, r *http.Request) {
+	rest := strings.TrimPrefix(r.URL.Path, "/api/now/")
+	rest = strings.TrimPrefix(strings.TrimPrefix(rest, "v1/"), "v2/")
+	parts := strings.Split(strings.TrimPrefix(rest, "table/"), "/")
+	if !strings.HasPrefix(rest, "table/") || len(parts) > 2 || parts[0] == "" {
+		writeError(w, http.StatusBadRequest, "Requested URI does not represent any resource", r.URL.Path)
+		return
+	}
+	tableName, sysID := parts[0], ""
+	if len(parts) == 2 {
+		sysID = parts[1]
+	}
+
+	f := s.Faults()
+	s.sleep(f)
+	s.count(tableName, r.Method)
+	if f.Down {
+		writeError(w, http.StatusServiceUnavailable, "Service Unavailable", "The instance is not available")
+		return
+	}
+	user := s.user(r)
+	if user == "" {
+		writeError(w, http.StatusUnauthorized, "User Not Authenticated", "Required to provide Auth information")
+		return
+	}
+	if reset, over := s.rateLimited(user, f.RateLimitPerHour); over {
+		h := w.Header()
+		h.Set("Retry-After", strconv.Itoa(max(1, int(reset.Sub(s.now()).Seconds()+0.999))))
+		h.Set("X-RateLimit-Limit", strconv.Itoa(f.RateLimitPerHour))
+		h.Set("X-RateLimit-Reset", strconv.FormatInt(reset.Unix(), 10))
+		writeError(w, http.StatusTooManyRequests, "Rate limit exceeded", fmt.Sprintf("User %s exceeded the rate limit of %d requests per hour", user, f.RateLimitPerHour))
+		return
+	}
+	var drop bool
+	if fn := s.takeFailNext(tableName, r.Method); fn != nil {
+		if fn.Drop {
+			drop = true
+		} else {
+			if fn.RetryAfter > 0 {
+				w.Header().Set("Retry-After", strconv.Itoa(fn.RetryAfter))
+			}
+			writeError(w, fn.Status, http.StatusText(fn.Status), "injected failure")
+			return
+		}
+	}
+	if s.chance(f.ErrorRate) {
+		status := http.StatusInternalServerError
+		if s.chance(0.5) {
+			status = http.StatusServiceUnavailable
+		}
+		writeError(w, status, http.StatusText(status), "injected failure")
+		return
+	}
+	if schema[tableName] == nil {
+		writeError(w, http.StatusBadRequest, "Invalid table "+tableName, "")
+		return
+	}
+	isWrite := r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch || r.Method == http.MethodDelete
+	if isWrite && !drop && s.chance(f.DropReplyRate) {
+		drop = true
+	}
+	if drop && isWrite {
+		s.handle(discard{h: http.Header{}}, r, user, tableName, sysID)
+		dropConnection(w)
+		return
+	}
+	s.handle(w, r, user, tableName, sysID)
+}
+
+// discard is a ResponseWriter for writes whose reply is dropped.
+type discard struct{ h http.Header }
+
+func (d discard) Header() http.Header         { return d.h }
+func (d discard) Write(b []byte) (int, error) { return len(b), nil }
+func (d discard) WriteHeader(int)             {}
+
+func (s *Server) count(tableName, method string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stats.Total++
+	m := s.stats.ByTable[tableName]
+	if m == nil {
+		m = map[string]int64{}
+		s.stats.ByTable[tableName] = m
+	}
+	m[method]++
+}
+
+func (s *Server) handle(w http.ResponseWriter, r *http.Request, user, tableName, sysID string) {
+	switch {
+	case r.Method == http.MethodGet && sysID == "":
+		s.list(w, r, user, tableName)
+	case r.Method == http.MethodGet:
+		s.get(w, r, user, tableName, sysID)
+	case r.Method == http.MethodPost && sysID == "":
+		s.create(w, r, user, tableName)
+	case (r.Method == http.MethodPut || r.Method == http.MethodPatch) && sysID != "":
+		s.update(w, r, user, tableName, sysID)
+	case r.Method == http.MethodDelete && sysID != "":
+		s.remove(w, r, user, tableName, sysID)
+	default:
+		writeError(w, http.StatusMethodNotAllowed, "Method not Supported", fmt.Sprintf("%s is not supported on this resource", r.Method))
+	}
+}
+
+func notAuthorized(w http.ResponseWriter, tableName, op string) {
+	writeError(w, http.StatusForbidden, "User Not Authorized",
+		fmt.Sprintf("ACL Exception %s Failed due to security constraints: no %s access to %s", strings.ToUpper(op[:1])+op[1:], op, tableName))
+}
+
+// renderOpts are the sysparm_* parameters that shape a returned record.
+type renderOpts struct {
+	fields      []string
+	display     string // "false", "true", "all"
+	excludeLink bool
+	base        string
+}
+
+func (s *Server) renderOptions(r *http.Request) (renderOpts, error) {
+	q := r.URL.Query()
+	o := renderOpts{display: strings.ToLower(q.Get("sysparm_display_value")), excludeLink: q.Get("sysparm_exclude_reference_link") == "true"}
+	switch o.display {
+	case "":
+		o.display = "false"
+	case "true", "false", "all":
+	default:
+		return o, fmt.Errorf("sysparm_display_value must be true, false or all")
+	}
+	if v := q.Get("sysparm_fields"); v != "" {
+		for _, f := range strings.Split(v, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				o.fields = append(o.fields, f)
+			}
+		}
+	}
+	o.base = s.opts.BaseURL
+	if o.base == "" {
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		o.base = scheme + "://" + r.Host
+	}
+	return o, nil
+}
+
+// render turns a stored row into the Table API's JSON object. Caller holds mu.
+func (s *Server) render(tableName string, row map[string]string, o renderOpts) map[string]any {
+	def := schema[tableName]
+	out := map[string]any{}
+	names := o.fields
+	if len(names) == 0 {
+		for k := range def.fields {
+			if k != "user_password" {
+				names = append(names, k)
+			}
+		}
+	}
+	for _, name := range names {
+		if head, tail, ok := strings.Cut(name, "."); ok {
+			fd, known := def.fields[head]
+			if !known || fd.kind != kRef {
+				continue
+			}
+			target := s.tables[fd.ref].rows[row[head]]
+			if target == nil {
+				out[name] = ""
+				continue
+			}
+			out[name] = s.value(fd.ref, target, tail, o)
+			continue
+		}
+		if _, known := def.fields[name]; !known || name == "user_password" {
+			continue // unknown fields are left out, as on an instance
+		}
+		out[name] = s.value(tableName, row, name, o)
+	}
+	return out
+}
+
+// value renders one field in the requested display mode.
+func (s *Server) value(tableName string, row map[string]string, name string, o renderOpts) any {
+	fd := schema[tableName].fields[name]
+	v := row[name]
+	if fd.kind == kJournal {
+		v = "" // journal fields read back empty through the Table API
+	}
+	if fd.kind != kRef {
+		if o.display == "all" {
+			return map[string]string{"display_value": v, "value": v}
+		}
+		return v
+	}
+	if v == "" {
+		if o.display == "all" {
+			return map[string]string{"display_value": "", "value": ""}
+		}
+		return ""
+	}
+	link := o.base + "/api/now/table/" + fd.ref + "/" + v
+	disp := ""
+	if target := s.tables[fd.ref].rows[v]; target != nil {
+		disp = target[schema[fd.ref].display]
+	}
+	switch {
+	case o.display == "all" && o.excludeLink:
+		return map[string]string{"display_value": disp, "value": v}
+	case o.display == "all":
+		return map[string]string{"display_value": disp, "value": v, "link": link}
+	case o.display == "true" && o.excludeLink:
+		return disp
+	case o.display == "true":
+		return map[string]string{"display_value": disp, "link": link}
+	case o.excludeLink:
+		return v
+	}
+	return map[string]string{"link": link, "value": v}
+}
+
+func (s *Server) list(w http.ResponseWriter, r *http.Request, user, tableName string) {
+	o, err := s.renderOptions(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "Invalid parameter", err.Error())
+		return
+	}
+	q := r.URL.Query()
+	limit, offset := 10000, 0
+	if v := q.Get("sysparm_limit"); v != "" {
+		if limit, err = strconv.Atoi(v); err != nil || limit < 0 {
+			writeError(w, http.StatusBadRequest, "Invalid parameter", "sysparm_limit must be a non-negative number")
+			return
+		}
+	}
+	if v := q.Get("sysparm_offset"); v != "" {
+		if offset, err = strconv.Atoi(v); err != nil || offset < 0 {
+			writeError(w, http.StatusBadRequest, "Invalid parameter", "sysparm_offset must be a non-negative number")
+			return
+		}
+	}
+	query, _ := encquery.ParseLenient(q.Get("sysparm_query"))
+	def := schema[tableName]
+	known := func(field string) bool {
+		head, tail, dotted := strings.Cut(field, ".")
+		fd, ok := def.fields[head]
+		if !ok || !dotted {
+			return ok
+		}
+		_, ok = schema[fd.ref].fields[tail]
+		return fd.kind == kRef && ok
+	}
+	invalid := false
+	query = query.Filter(func(c encquery.Cond) bool {
+		if known(c.Field) {
+			return true
+		}
+		invalid = true
+		return false
+	})
+
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if !s.allowed(user, tableName, 'r') {
+		notAuthorized(w, tableName, "read")
+		return
+	}
+	t := s.tables[tableName]
+	var matched []map[string]string
+	if !(invalid && s.opts.InvalidQueryReturnsNoRows) {
+		for _, id := range t.order {
+			row, ok := t.rows[id]
+			if !ok {
+				continue
+			}
+			if query.Match(func(field string) string { return s.fieldValue(tableName, row, field) }) {
+				matched = append(matched, row)
+			}
+		}
+	}
+	if len(query.OrderBy) > 0 {
+		sort.SliceStable(matched, func(i, j int) bool {
+			for _, ord := range query.OrderBy {
+				if !known(ord.Field) {
+					continue
+				}
+				c := encquery.Compare(s.fieldValue(tableName, matched[i], ord.Field), s.fieldValue(tableName, matched[j], ord.Field))
+				if c != 0 {
+					return (c < 0) != ord.Desc
+				}
+			}
+			return false
+		})
+	}
+	total := len(matched)
+	page := matched[min(offset, total):min(offset+limit, total)]
+	result := make([]map[string]any, 0, len(page))
+	for _, row := range page {
+		result = append(result, s.render(tableName, row, o))
+	}
+	if q.Get("sysparm_no_count") != "true" {
+		w.Header().Set("X-Total-Count", strconv.Itoa(total))
+	}
+	if q.Get("sysparm_suppress_pagination_header") != "true" && limit > 0 {
+		w.Header().Set("Link", linkHeader(o.base+r.URL.Path, q, limit, offset, total))
+	}
+	writeResult(w, http.StatusOK, result)
+}
+
+// fieldValue reads a field for query evaluation, following one dot-walk.
+func (s *Server) fieldValue(tableName string, row map[string]string, field string) string {
+	head, tail, dotted := strings.Cut(field, ".")
+	if !dotted {
+		return row[field]
+	}
+	fd := schema[tableName].fields[head]
+	if target := s.tables[fd.ref].rows[row[head]]; target != nil {
+		return target[tail]
+	}
+	return ""
+}
+
+func linkHeader(base string, q url.Values, limit, offset, total int) string {
+	link := func(off int, rel string) string {
+		v := url.Values{}
+		for k, vs := range q {
+			v[k] = vs
+		}
+		v.Set("sysparm_limit", strconv.Itoa(limit))
+		v.Set("sysparm_offset", strconv.Itoa(off))
+		return fmt.Sprintf("<%s?%s>;rel=%q", base, v.Encode(), rel)
+	}
+	last := 0
+	if total > 0 {
+		last = (total - 1) / limit * limit
+	}
+	parts := []string{link(0, "first")}
+	if offset > 0 {
+		parts = append(parts, link(max(0, offset-limit), "prev"))
+	}
+	if offset+limit < total {
+		parts = append(parts, link(offset+limit, "next"))
+	}
+	parts = append(parts, link(last, "last"))
+	return strings.Join(parts, ",")
+}
+
+func (s *Server) get(w http.ResponseWriter, r *http.Request, user, tableName, sysID string) {
+	o, err := s.renderOptions(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "Invalid parameter", err.Error())
+		return
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if !s.allowed(user, tableName, 'r') {
+		notAuthorized(w, tableName, "read")
+		return
+	}
+	row, ok := s.tables[tableName].rows[sysID]
+	if !ok {
+		writeError(w, http.StatusNotFound, "No Record found", "Record doesn't exist or ACL restricts the record retrieval")
+		return
+	}
+	writeResult(w, http.StatusOK, s.render(tableName, row, o))
+}
+
+// decodeValues reads a JSON object body; values become strings (ServiceNow
+// accepts numbers and booleans and stores their text).
+func decodeValues(r *http.Request) (map[string]string, error) {
+	b, err := readBody(r)
+	if err != nil {
+		return nil, err
+	}
+	var raw map[string]any
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return nil, fmt.Errorf("Exception while reading request: %v", err)
+	}
+	out := map[string]string{}
+	for k, v := range raw {
+		switch x := v.(type) {
+		case nil:
+			out[k] = ""
+		case string:
+			out[k] = x
+		case bool:
+			out[k] = strconv.FormatBool(x)
+		case float64:
+			out[k] = strconv.FormatFloat(x, 'f', -1, 64)
+		case map[string]any: // {"value": "..."} as some clients send references
+			if s, ok := x["value"].(string); ok {
+				out[k] = s
+			}
+		default:
+			b, _ := json.Marshal(x)
+			out[k] = string(b)
+		}
+	}
+	return out, nil
+}
+
+func (s *Server) create(w http.ResponseWriter, r *http.Request, user, tableName string) {
+	o, err := s.renderOptions(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "Invalid parameter", err.Error())
+		return
+	}
+	vals, err := decodeValues(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "Exception while reading request", err.Error())
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.allowed(user, tableName, 'c') {
+		notAuthorized(w, tableName, "create")
+		return
+	}
+	if id := vals["sys_id"]; id != "" {
+		if !validSysID(id) {
+			delete(vals, "sys_id") // an instance generates its own for a malformed one
+		} else if _, exists := s.tables[tableName].rows[id]; exists {
+			writeError(w, http.StatusForbidden, "Operation Failed",
+				fmt.Sprintf("Error during insert of %s (Unique Key violation detected by database (Duplicate entry '%s' for key 'PRIMARY'))", tableName, id))
+			return
+		}
+	}
+	for _, k := range []string{"sys_created_on", "sys_created_by", "sys_updated_on", "sys_updated_by", "sys_mod_count", "number"} {
+		delete(vals, k) // system-maintained
+	}
+	if tableName == "sys_user_has_role" {
+		if _, ok := s.tables["sys_user_role"].rows[vals["role"]]; !ok {
+			writeError(w, http.StatusBadRequest, "Invalid role", "role must be the sys_id of a sys_user_role")
+			return
+		}
+	}
+	row := s.insertRow(tableName, vals, user)
+	w.Header().Set("Location", o.base+"/api/now/table/"+tableName+"/"+row["sys_id"])
+	writeResult(w, http.StatusCreated, s.render(tableName, row, o))
+}
+
+func validSysID(id string) bool {
+	if len(id) != 32 {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) update(w http.ResponseWriter, r *http.Request, user, tableName, sysID string) {
+	o, err := s.renderOptions(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "Invalid parameter", err.Error())
+		return
+	}
+	vals, err := decodeValues(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "Exception while reading request", err.Error())
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.allowed(user, tableName, 'w') {
+		notAuthorized(w, tableName, "write")
+		return
+	}
+	row, ok := s.tables[tableName].rows[sysID]
+	if !ok {
+		writeError(w, http.StatusNotFound, "No Record found", "Record doesn't exist or ACL restricts the record retrieval")
+		return
+	}
+	def := schema[tableName]
+	for k, v := range vals {
+		fd, known := def.fields[k]
+		_, system := sysFields[k]
+		if !known || fd.kind == kJournal || system || k == "number" {
+			continue
+		}
+		if k == "user_password" {
+			s.password[row["user_name"]] = v
+			continue
+		}
+		row[k] = v
+	}
+	now := s.now().UTC().Format(timeFormat)
+	if tableName == "interaction" {
+		closeInteraction(row, now)
+	}
+	if tableName == "sys_user" {
+		s.userIDs[row["user_name"]] = sysID
+	}
+	n, _ := strconv.Atoi(row["sys_mod_count"])
+	row["sys_mod_count"] = strconv.Itoa(n + 1)
+	row["sys_updated_on"], row["sys_updated_by"] = now, user
+	s.journal(tableName, sysID, vals, user)
+	writeResult(w, http.StatusOK, s.render(tableName, row, o))
+}
+
+func (s *Server) remove(w http.ResponseWriter, r *http.Request, user, tableName, sysID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.allowed(user, tableName, 'd') {
+		notAuthorized(w, tableName, "delete")
+		return
+	}
+	if _, ok := s.tables[tableName].rows[sysID]; !ok {
+		writeError(w, http.StatusNotFound, "No Record found", "Record doesn't exist or ACL restricts the record retrieval")
+		return
+	}
+	delete(s.tables[tableName].rows, sysID)
+	w.WriteHeader(http.StatusNoContent)
+}
