@@ -27,8 +27,8 @@ var sysFields = map[string]fieldDef{
 	"sys_updated_by": {}, "sys_mod_count": {},
 }
 
-func f(kind int) fieldDef        { return fieldDef{kind: kind} }
-func ref(table string) fieldDef  { return fieldDef{kind: kRef, ref: table} }
+func f(kind int) fieldDef       { return fieldDef{kind: kind} }
+func ref(table string) fieldDef { return fieldDef{kind: kRef, ref: table} }
 func fields(m map[string]fieldDef) map[string]fieldDef {
 	for k, v := range sysFields {
 		m[k] = v

@@ -208,6 +208,7 @@ func (s *DB) events(ctx context.Context, masterID string) ([]Event, error) {
 
 // ContactFilter selects contacts for listing, newest activity first.
 type ContactFilter struct {
+	MasterID    string    // just this contact
 	Since       time.Time // updated at or after
 	PendingOnly bool
 	ParkedOnly  bool
@@ -219,6 +220,9 @@ func (s *DB) Contacts(ctx context.Context, f ContactFilter) ([]Contact, error) {
 	var where []string
 	var args []any
 	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
+	if f.MasterID != "" {
+		where = append(where, "master_id = "+arg(f.MasterID))
+	}
 	if !f.Since.IsZero() {
 		where = append(where, "updated_at >= "+arg(ms(f.Since)))
 	}

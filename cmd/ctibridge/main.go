@@ -12,6 +12,11 @@ import (
 	"os/signal"
 	"sort"
 	"syscall"
+
+	"github.com/ctibridge/ctibridge/demo"
+	"github.com/ctibridge/ctibridge/doctor"
+	"github.com/ctibridge/ctibridge/simulate"
+	"github.com/ctibridge/ctibridge/snowsim"
 )
 
 // command is one subcommand: a one-line summary and the function that runs it.
@@ -21,7 +26,15 @@ type command struct {
 }
 
 func commands() map[string]command {
-	return map[string]command{}
+	return map[string]command{
+		"serve":    {"run the bridge: Studio API, workers, console, metrics", serve},
+		"demo":     {"run everything on built-in defaults with ~20 scripted calls", demo.Main},
+		"snowsim":  {"run the ServiceNow simulator", snowsim.Main},
+		"simulate": {"drive a bridge with generated calls (load, soak, acceptance)", simulate.Main},
+		"doctor":   {"check a configuration against a real instance: reachability, auth, rights", doctor.Main},
+		"keys":     {"make a Studio API key: keys new NAME", keys},
+		"errors":   {"list or retry the integration error log", errorsCmd},
+	}
 }
 
 func main() {

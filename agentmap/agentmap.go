@@ -1,0 +1,189 @@
+// Package agentmap maps CXone agents to ServiceNow users, the classic source of
+// broken CTI integrations. Strategies are tried in a configured order: an
+// explicit map file (CXone agent id → ServiceNow sys_id or user_name), the
+// CXone user name as sys_user.user_name, and the CXone e-mail as
+// sys_user.email (case-insensitive). Results, found or not, are cached for a
+// TTL so a busy queue costs ServiceNow one lookup per agent per TTL.
+//
+// It only reads sys_user, and never guesses: an agent that no strategy maps
+// is reported unmapped.
+package agentmap
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ctibridge/ctibridge/lifecycle"
+	"github.com/ctibridge/ctibridge/servicenow"
+)
+
+// Strategy names.
+const (
+	ByMap      = "map"
+	ByUserName = "user_name"
+	ByEmail    = "email"
+)
+
+// Finder implements lifecycle.AgentFinder.
+type Finder struct {
+	sn         *servicenow.Client
+	strategies []string
+	ttl        time.Duration
+	file       *MapFile // nil without a map file
+	now        func() time.Time
+
+	mu    sync.Mutex
+	cache map[string]cached
+
+	hits, misses atomic.Int64
+}
+
+type cached struct {
+	user    lifecycle.AgentUser
+	expires time.Time
+}
+
+// Options configure a Finder.
+type Options struct {
+	Strategies []string      // default map, user_name, email
+	TTL        time.Duration // default 10m
+	MapFile    string        // optional CSV or YAML file
+}
+
+// New builds a finder. A map file that cannot be read is an error at start;
+// later reload failures keep the last good map.
+func New(sn *servicenow.Client, o Options) (*Finder, error) {
+	f := &Finder{sn: sn, strategies: o.Strategies, ttl: o.TTL, now: time.Now, cache: map[string]cached{}}
+	if len(f.strategies) == 0 {
+		f.strategies = []string{ByMap, ByUserName, ByEmail}
+	}
+	if f.ttl <= 0 {
+		f.ttl = 10 * time.Minute
+	}
+	if o.MapFile != "" {
+		mf, err := OpenMapFile(o.MapFile)
+		if err != nil {
+			return nil, err
+		}
+		f.file = mf
+	}
+	return f, nil
+}
+
+// Stats reports cache hits and misses.
+func (f *Finder) Stats() (hits, misses int64) { return f.hits.Load(), f.misses.Load() }
+
+// FindAgent implements lifecycle.AgentFinder.
+func (f *Finder) FindAgent(ctx context.Context, a lifecycle.Agent) (lifecycle.AgentUser, error) {
+	key := a.ID + "|" + strings.ToLower(a.UserName) + "|" + strings.ToLower(a.Email)
+	if f.file != nil && f.file.Changed() {
+		f.mu.Lock()
+		clear(f.cache) // the map changed: earlier answers may be wrong now
+		f.mu.Unlock()
+	}
+	f.mu.Lock()
+	c, ok := f.cache[key]
+	f.mu.Unlock()
+	if ok && f.now().Before(c.expires) {
+		f.hits.Add(1)
+		return c.user, nil
+	}
+	f.misses.Add(1)
+	u, err := f.lookup(ctx, a)
+	if err != nil {
+		return lifecycle.AgentUser{}, err
+	}
+	f.mu.Lock()
+	f.cache[key] = cached{user: u, expires: f.now().Add(f.ttl)}
+	f.mu.Unlock()
+	return u, nil
+}
+
+func (f *Finder) lookup(ctx context.Context, a lifecycle.Agent) (lifecycle.AgentUser, error) {
+	for _, s := range f.strategies {
+		var (
+			u   lifecycle.AgentUser
+			err error
+		)
+		switch s {
+		case ByMap:
+			if f.file == nil || a.ID == "" {
+				continue
+			}
+			target, ok := f.file.Lookup(a.ID)
+			if !ok {
+				continue
+			}
+			if isSysID(target) {
+				u, err = f.user(ctx, "sys_id", target)
+			} else {
+				u, err = f.user(ctx, "user_name", target)
+			}
+		case ByUserName:
+			if a.UserName == "" {
+				continue
+			}
+			u, err = f.user(ctx, "user_name", a.UserName)
+		case ByEmail:
+			if a.Email == "" {
+				continue
+			}
+			u, err = f.user(ctx, "email", a.Email)
+		}
+		if err != nil {
+			return lifecycle.AgentUser{}, fmt.Errorf("map agent %s by %s: %w", a.ID, s, err)
+		}
+		if u.SysID != "" {
+			u.How = s
+			return u, nil
+		}
+	}
+	return lifecycle.AgentUser{}, nil
+}
+
+// user finds one active sys_user by a field. More than one match is treated as
+// no match: assigning the call to the wrong person is worse than to no one.
+func (f *Finder) user(ctx context.Context, field, value string) (lifecycle.AgentUser, error) {
+	q := servicenow.Query().Eq("active", "true")
+	if field == "email" {
+		// Table API equality is case-insensitive on most instances, but not
+		// all; ask for the two usual spellings.
+		q = q.Eq(field, value).OrEq(field, strings.ToLower(value))
+	} else {
+		q = q.Eq(field, value)
+	}
+	qs, err := q.Encode()
+	if err != nil {
+		return lifecycle.AgentUser{}, err
+	}
+	recs, err := f.sn.List(ctx, "sys_user", servicenow.ListOptions{
+		Query: qs, Fields: []string{"sys_id", "user_name", "name", "email"}, Limit: 2, NoCount: true,
+	})
+	if err != nil {
+		return lifecycle.AgentUser{}, err
+	}
+	if len(recs) != 1 {
+		return lifecycle.AgentUser{}, nil
+	}
+	name := recs[0].Get("name")
+	if name == "" {
+		name = recs[0].Get("user_name")
+	}
+	return lifecycle.AgentUser{SysID: recs[0].SysID(), Name: name}, nil
+}
+
+func isSysID(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f') {
+			return false
+		}
+	}
+	return true
+}

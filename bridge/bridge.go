@@ -1,0 +1,185 @@
+// Package bridge assembles a running ctibridge from its configuration: the
+// store, the ServiceNow client, caller and agent lookups, the reconciler, the
+// Studio API, the console and the operational endpoints. The serve and demo
+// commands and the end-to-end tests all start a bridge through this package,
+// so what is tested is what runs.
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/ctibridge/ctibridge/api"
+	"github.com/ctibridge/ctibridge/config"
+	"github.com/ctibridge/ctibridge/lifecycle"
+	"github.com/ctibridge/ctibridge/servicenow"
+	"github.com/ctibridge/ctibridge/store"
+)
+
+// Bridge is a configured, not yet running, ctibridge.
+type Bridge struct {
+	cfg    *config.Config
+	log    *slog.Logger
+	DB     *store.DB
+	SN     *servicenow.Client
+	Rec    *lifecycle.Reconciler
+	Intake *lifecycle.Intake
+	api    *api.Server
+	ops    *ops
+	pop    lifecycle.ScreenPop
+}
+
+// New builds a bridge: it opens (and migrates) the store and prepares the
+// ServiceNow client. Nothing is contacted yet beyond the database.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Bridge, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	env := cfg.Selected()
+	b := &Bridge{cfg: cfg, log: log}
+	b.ops = newOps(b)
+
+	db, err := store.Open(ctx, cfg.Database)
+	if err != nil {
+		return nil, err
+	}
+	b.DB = db
+
+	sn, err := servicenow.New(b.clientConfig(env))
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("servicenow: %w", err)
+	}
+	b.SN = sn
+
+	pop, err := lifecycle.NewScreenPop(env.Instance, env.Workspace)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	b.pop = pop
+	lc := b.lifecycleConfig()
+	agents, err := newAgentFinder(cfg, sn)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	b.Rec = lifecycle.NewReconciler(lc, lifecycle.Deps{
+		DB: db, SN: sn, Callers: newCallerFinder(cfg, sn, lifecycle.DBWarner{DB: db, Log: log.With("component", "callerid")}), Agents: agents, Logger: log.With("component", "reconciler"),
+		Observer: b.ops.metrics,
+	})
+	b.Intake = lifecycle.NewIntake(db, lc, pop, b.Rec)
+	keys, err := api.NewKeys(cfg.APIKeys, cfg.PlainAPIKeys)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	b.api = api.New(b.Intake, api.Options{Keys: keys, Logger: log.With("component", "api"), Observe: b.ops.metrics.observeIntake})
+	return b, nil
+}
+
+func (b *Bridge) lifecycleConfig() lifecycle.Config {
+	l := b.cfg.Lifecycle
+	return lifecycle.Config{
+		Namespace: l.Namespace, States: l.States, KeepOpen: l.KeepOpen, FieldMap: l.FieldMap,
+		Workers: l.Workers, MaxBackoff: l.MaxBackoff, AlertAfter: l.AlertAfter, GiveUpAfter: l.GiveUp,
+	}
+}
+
+func (b *Bridge) clientConfig(env *config.Environment) servicenow.Config {
+	a := env.Auth
+	auth := servicenow.Auth{Username: a.Username, Password: a.Password, ClientID: a.ClientID, ClientSecret: a.ClientSecret}
+	switch a.Method() {
+	case "basic":
+		auth.Method = servicenow.AuthBasic
+	case "oauth-password":
+		auth.Method = servicenow.AuthOAuthPassword
+	case "oauth-client-credentials":
+		auth.Method = servicenow.AuthOAuthClientCredentials
+	}
+	return servicenow.Config{
+		Instance: env.Instance, Auth: auth, RequestsPerHour: env.RequestsPerHour, Burst: env.Burst,
+		MaxConcurrent: env.MaxConcurrent, Timeout: env.Timeout, Logger: b.log.With("component", "servicenow"),
+		UserAgent: "ctibridge", Observe: b.ops.metrics.observeServiceNow,
+	}
+}
+
+// Handler is everything served on the main listener.
+func (b *Bridge) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", b.api)
+	b.ops.register(mux, b.cfg.AdminListen == "")
+	return mux
+}
+
+// AdminHandler is what the admin listener serves when one is configured.
+func (b *Bridge) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	b.ops.register(mux, true)
+	return mux
+}
+
+// Serve runs the reconciler and serves ln (and admin, if not nil) until ctx
+// ends, then shuts down gracefully: listeners stop taking requests, requests
+// in flight finish, and running ServiceNow attempts complete.
+func (b *Bridge) Serve(ctx context.Context, ln, admin net.Listener) error {
+	servers := []*http.Server{newServer(b.Handler())}
+	listeners := []net.Listener{ln}
+	if admin != nil {
+		servers = append(servers, newServer(b.AdminHandler()))
+		listeners = append(listeners, admin)
+	}
+	errc := make(chan error, len(servers)+1)
+	var wg sync.WaitGroup
+	for i, srv := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(listeners[i]); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+	}
+	recCtx, stopRec := context.WithCancel(context.WithoutCancel(ctx))
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := b.Rec.Run(recCtx); err != nil {
+			errc <- err
+		}
+	}()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	for _, srv := range servers {
+		srv.Shutdown(shutCtx)
+	}
+	stopRec()
+	wg.Wait()
+	return err
+}
+
+// Close releases the store.
+func (b *Bridge) Close() error { return b.DB.Close() }
+
+// newServer sets timeouts so slow or stalled clients cannot hold connections.
+func newServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+	}
+}

@@ -1,0 +1,42 @@
+package bridge
+
+import (
+	"github.com/ctibridge/ctibridge/agentmap"
+	"github.com/ctibridge/ctibridge/callerid"
+	"github.com/ctibridge/ctibridge/config"
+	"github.com/ctibridge/ctibridge/lifecycle"
+	"github.com/ctibridge/ctibridge/servicenow"
+)
+
+type cacheStat struct{ Hits, Misses int64 }
+
+func newAgentFinder(cfg *config.Config, sn *servicenow.Client) (*agentmap.Finder, error) {
+	return agentmap.New(sn, agentmap.Options{Strategies: cfg.Agents.Strategies, TTL: cfg.Agents.CacheTTL, MapFile: cfg.Agents.MapFile})
+}
+
+func newCallerFinder(cfg *config.Config, sn *servicenow.Client, w lifecycle.Warner) lifecycle.CallerFinder {
+	if cfg.Callers.Disabled {
+		return nil
+	}
+	c := cfg.Callers
+	var sources []callerid.Source
+	for _, s := range c.Sources {
+		sources = append(sources, callerid.Source{Table: s.Table, Fields: s.Fields})
+	}
+	return callerid.NewFinder(sn, callerid.FinderOptions{
+		Region: c.Region, TTL: c.CacheTTL, Policy: c.Policy, Related: c.Related, Sources: sources, Warner: w,
+	})
+}
+
+func (b *Bridge) cacheStats() map[string]cacheStat {
+	out := map[string]cacheStat{}
+	if f, ok := b.Rec.Agents().(*agentmap.Finder); ok {
+		h, m := f.Stats()
+		out["agents"] = cacheStat{h, m}
+	}
+	if f, ok := b.Rec.Callers().(*callerid.Finder); ok {
+		h, m := f.Stats()
+		out["callers"] = cacheStat{h, m}
+	}
+	return out
+}

@@ -1,0 +1,242 @@
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ctibridge/ctibridge/store"
+)
+
+// ops serves what operators and their tools use: health, readiness, metrics,
+// and the admin API behind console credentials.
+type ops struct {
+	b       *Bridge
+	metrics *metrics
+}
+
+func newOps(b *Bridge) *ops { return &ops{b: b, metrics: newMetrics(b)} }
+
+// register adds the operational endpoints to mux. /metrics, /healthz and
+// /readyz reveal no call data and need no key; the admin API and console are
+// added only where admin is true.
+func (o *ops) register(mux *http.ServeMux, admin bool) {
+	mux.Handle("GET /metrics", promhttp.HandlerFor(o.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", o.readyz)
+	if admin {
+		o.registerAdmin(mux)
+	}
+}
+
+// MaxPending is the queue length above which, with ServiceNow unreachable,
+// the bridge reports itself not ready.
+const MaxPending = 5000
+
+func (o *ops) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	type check struct {
+		OK     bool   `json:"ok"`
+		Detail string `json:"detail,omitempty"`
+	}
+	checks := map[string]check{}
+	ready := true
+	if err := o.b.DB.Ping(ctx); err != nil {
+		checks["store"] = check{false, "not writable: " + err.Error()}
+		ready = false
+	} else {
+		checks["store"] = check{true, o.b.DB.Dialect() + " writable"}
+	}
+	counts, err := o.b.DB.Counts(ctx)
+	if err != nil {
+		checks["queue"] = check{false, err.Error()}
+		ready = false
+	} else {
+		checks["queue"] = check{counts.Pending < MaxPending, strconv.FormatInt(counts.Pending, 10) + " calls pending, " +
+			strconv.FormatInt(counts.Parked, 10) + " parked"}
+	}
+	lastOK, lastAt := o.metrics.lastSNOK.Load(), o.metrics.lastSNAt.Load()
+	sn := check{OK: true}
+	switch {
+	case lastAt == 0:
+		sn.Detail = "no request yet"
+	case lastOK >= lastAt || time.Since(time.UnixMilli(lastOK)) < 5*time.Minute:
+		sn.Detail = "last answered " + time.UnixMilli(lastOK).UTC().Format(time.RFC3339)
+	default:
+		sn = check{false, "no successful answer since " + time.UnixMilli(lastOK).UTC().Format(time.RFC3339)}
+	}
+	checks["servicenow"] = sn
+	// Unready only if ServiceNow is failing AND work piles up: a short outage
+	// is absorbed by the queue and must not take the intake out of rotation.
+	if !sn.OK && !checks["queue"].OK {
+		ready = false
+	}
+	status := http.StatusOK
+	if !ready {
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, map[string]any{"ready": ready, "checks": checks})
+}
+
+func (o *ops) registerAdmin(mux *http.ServeMux) {
+	guard := o.b.adminAuth
+	mux.Handle("GET /admin/errors", guard(http.HandlerFunc(o.listErrors)))
+	mux.Handle("POST /admin/errors/{id}/retry", guard(http.HandlerFunc(o.retryError)))
+	mux.Handle("POST /admin/errors/retry", guard(http.HandlerFunc(o.retryMatching)))
+	mux.Handle("GET /admin/calls", guard(http.HandlerFunc(o.listCalls)))
+	mux.Handle("/console/", o.b.consoleHandler())
+	mux.Handle("/console", o.b.consoleHandler())
+}
+
+func errorFilter(r *http.Request) (store.ErrorFilter, error) {
+	q := r.URL.Query()
+	f := store.ErrorFilter{OpenOnly: q.Get("open") != "false", Operation: q.Get("operation"), Severity: q.Get("severity"), MasterID: q.Get("contact")}
+	if v := q.Get("status"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return f, errors.New("status must be a number")
+		}
+		f.Status = n
+	}
+	if v := q.Get("since"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return f, errors.New("since must be a duration like 1h")
+		}
+		f.Since = time.Now().Add(-d)
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return f, errors.New("limit must be 1 to 1000")
+		}
+		f.Limit = n
+	}
+	return f, nil
+}
+
+func (o *ops) listErrors(w http.ResponseWriter, r *http.Request) {
+	f, err := errorFilter(r)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	entries, err := o.b.DB.Errors(r.Context(), f)
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "error log unavailable"})
+		return
+	}
+	out := make([]ErrorView, len(entries))
+	for i, e := range entries {
+		out[i] = viewError(e)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"errors": out})
+}
+
+func (o *ops) retryError(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "id must be a number"})
+		return
+	}
+	n, err := o.b.RetryError(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such error entry"})
+		return
+	}
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "retry failed"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"retried": n})
+}
+
+func (o *ops) retryMatching(w http.ResponseWriter, r *http.Request) {
+	f, err := errorFilter(r)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	n, err := o.b.RetryMatching(r.Context(), f)
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "retry failed"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"retried": n})
+}
+
+func (o *ops) listCalls(w http.ResponseWriter, r *http.Request) {
+	calls, err := o.b.Intake.Calls(r.Context(), store.ContactFilter{Limit: 200})
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "calls unavailable"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"calls": calls})
+}
+
+// ErrorView is an error-log entry as the admin API shows it.
+type ErrorView struct {
+	ID        int64     `json:"id"`
+	Contact   string    `json:"masterContactId,omitempty"`
+	Operation string    `json:"operation"`
+	Severity  string    `json:"severity"`
+	Status    int       `json:"status"`
+	Message   string    `json:"message"`
+	Detail    string    `json:"detail,omitempty"`
+	Attempts  int       `json:"attempts"`
+	FirstAt   time.Time `json:"firstAt"`
+	LastAt    time.Time `json:"lastAt"`
+	Open      bool      `json:"open"`
+}
+
+func viewError(e store.ErrorEntry) ErrorView {
+	return ErrorView{ID: e.ID, Contact: e.MasterID, Operation: e.Operation, Severity: e.Severity, Status: e.Status,
+		Message: e.Message, Detail: e.Detail, Attempts: e.Attempts, FirstAt: e.FirstAt, LastAt: e.LastAt, Open: e.Open()}
+}
+
+// RetryError makes the call behind an error entry due again now.
+func (b *Bridge) RetryError(ctx context.Context, id int64) (int, error) {
+	e, err := b.DB.Error(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	if e.MasterID == "" {
+		return 0, nil
+	}
+	n, err := b.DB.Retry(ctx, e.MasterID)
+	b.Rec.Wake()
+	return n, err
+}
+
+// RetryMatching retries the calls behind every open error entry matching f.
+func (b *Bridge) RetryMatching(ctx context.Context, f store.ErrorFilter) (int, error) {
+	f.OpenOnly, f.Limit = true, 10000
+	entries, err := b.DB.Errors(ctx, f)
+	if err != nil {
+		return 0, err
+	}
+	var ids []string
+	for _, e := range entries {
+		if e.MasterID != "" {
+			ids = append(ids, e.MasterID)
+		}
+	}
+	n, err := b.DB.Retry(ctx, ids...)
+	b.Rec.Wake()
+	return n, err
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,289 @@
+package callerid
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ctibridge/ctibridge/lifecycle"
+	"github.com/ctibridge/ctibridge/servicenow"
+)
+
+// Source is one table searched for a caller, with its phone fields.
+type Source struct {
+	Table  string
+	Fields []string
+}
+
+// DefaultSources is the lookup order when none is configured.
+func DefaultSources() []Source {
+	return []Source{
+		{Table: "sys_user", Fields: []string{"phone", "mobile_phone", "home_phone"}},
+		{Table: "customer_contact", Fields: []string{"phone", "mobile_phone"}},
+		{Table: "csm_consumer", Fields: []string{"business_phone", "mobile_phone", "home_phone"}},
+	}
+}
+
+// Policies for a number that matches several records.
+const (
+	PolicyNone   = "none"   // choose no one; list the candidates (default)
+	PolicyLatest = "latest" // take the most recently updated record
+)
+
+// FinderOptions configure a Finder.
+type FinderOptions struct {
+	Region  string        // default region for national numbers (default US)
+	TTL     time.Duration // cache lifetime (default 5m); a hit costs no request
+	Policy  string        // PolicyNone (default) or PolicyLatest
+	Related int           // open incidents and cases to link (default 5; -1 none)
+	Sources []Source      // default DefaultSources()
+	// Warner, if set, is told once per window when a table cannot be read
+	// and is skipped.
+	Warner     lifecycle.Warner
+	WarnWindow time.Duration // default 1h; also how long a refused table is skipped
+}
+
+// Finder implements lifecycle.CallerFinder over the Table API.
+type Finder struct {
+	sn   *servicenow.Client
+	o    FinderOptions
+	now  func() time.Time
+	hits atomic.Int64
+	miss atomic.Int64
+
+	mu       sync.Mutex
+	cache    map[string]cached
+	disabled map[string]time.Time // table → skipped until
+}
+
+type cached struct {
+	c       lifecycle.Caller
+	expires time.Time
+}
+
+// NewFinder builds a finder.
+func NewFinder(sn *servicenow.Client, o FinderOptions) *Finder {
+	if o.Region == "" {
+		o.Region = "US"
+	}
+	if o.TTL <= 0 {
+		o.TTL = 5 * time.Minute
+	}
+	if o.Policy == "" {
+		o.Policy = PolicyNone
+	}
+	if o.Related == 0 {
+		o.Related = 5
+	}
+	if len(o.Sources) == 0 {
+		o.Sources = DefaultSources()
+	}
+	if o.WarnWindow <= 0 {
+		o.WarnWindow = time.Hour
+	}
+	return &Finder{sn: sn, o: o, now: time.Now, cache: map[string]cached{}, disabled: map[string]time.Time{}}
+}
+
+// Stats returns cache hits and misses since start.
+func (f *Finder) Stats() (hits, misses int64) { return f.hits.Load(), f.miss.Load() }
+
+// FindCaller identifies the caller behind ani. A withheld or unusable number
+// is not an error: it yields a Caller with Withheld set and no request.
+func (f *Finder) FindCaller(ctx context.Context, ani string) (lifecycle.Caller, error) {
+	n := Parse(ani, f.o.Region)
+	if n.Withheld {
+		return lifecycle.Caller{Number: n.Raw, Withheld: true}, nil
+	}
+	f.mu.Lock()
+	if e, ok := f.cache[n.E164]; ok && f.now().Before(e.expires) {
+		f.mu.Unlock()
+		f.hits.Add(1)
+		return clone(e.c), nil
+	}
+	f.mu.Unlock()
+	f.miss.Add(1)
+
+	c, err := f.lookup(ctx, n)
+	if err != nil {
+		return lifecycle.Caller{}, err
+	}
+	f.mu.Lock()
+	f.cache[n.E164] = cached{c: c, expires: f.now().Add(f.o.TTL)}
+	if len(f.cache) > 50000 {
+		f.evict()
+	}
+	f.mu.Unlock()
+	return clone(c), nil
+}
+
+func clone(c lifecycle.Caller) lifecycle.Caller {
+	c.Candidates = slices.Clone(c.Candidates)
+	c.Related = slices.Clone(c.Related)
+	return c
+}
+
+// evict drops expired entries. Caller holds mu.
+func (f *Finder) evict() {
+	now := f.now()
+	for k, e := range f.cache {
+		if now.After(e.expires) {
+			delete(f.cache, k)
+		}
+	}
+}
+
+func (f *Finder) lookup(ctx context.Context, n Number) (lifecycle.Caller, error) {
+	c := lifecycle.Caller{Number: n.E164}
+	spell := Spellings(n)
+	for _, src := range f.o.Sources {
+		if f.skipped(src.Table) {
+			continue
+		}
+		q := servicenow.Query().Eq("active", "true")
+		for i, field := range src.Fields {
+			if i == 0 {
+				q.In(field, spell...)
+			} else {
+				q.OrIn(field, spell...)
+			}
+		}
+		q.OrderByDesc("sys_updated_on")
+		qs, err := q.Encode()
+		if err != nil {
+			return c, err
+		}
+		fields := append([]string{"sys_id", "name", "sys_updated_on"}, src.Fields...)
+		if src.Table == "customer_contact" {
+			fields = append(fields, "account")
+		}
+		recs, err := f.sn.List(ctx, src.Table, servicenow.ListOptions{Query: qs, Fields: fields, Limit: 10,
+			NoCount: true, ExcludeReferenceLink: true})
+		if f.refused(ctx, src.Table, "caller lookup", err) {
+			continue
+		}
+		if err != nil {
+			return c, err
+		}
+		// Keep only records whose stored number really is this one.
+		recs = slices.DeleteFunc(recs, func(r servicenow.Record) bool {
+			return !slices.ContainsFunc(src.Fields, func(field string) bool { return Same(r.Get(field), n, f.o.Region) })
+		})
+		if len(recs) == 0 {
+			continue
+		}
+		if len(recs) > 1 && f.o.Policy != PolicyLatest {
+			for _, r := range recs {
+				c.Candidates = append(c.Candidates, fmt.Sprintf("%s (%s %s)", r.Get("name"), src.Table, r.SysID()))
+			}
+			return c, nil
+		}
+		r := recs[0] // the most recently updated
+		c.Name = r.Get("name")
+		switch src.Table {
+		case "customer_contact":
+			c.Contact, c.Account = r.SysID(), r.Get("account")
+		case "csm_consumer":
+			c.Consumer = r.SysID()
+		default:
+			c.User = r.SysID()
+		}
+		break
+	}
+	if f.o.Related > 0 {
+		rel, err := f.related(ctx, c)
+		if err != nil {
+			return c, err
+		}
+		c.Related = rel
+	}
+	return c, nil
+}
+
+// related finds the caller's active incidents and cases, most recent first.
+func (f *Finder) related(ctx context.Context, c lifecycle.Caller) ([]lifecycle.Related, error) {
+	type search struct {
+		table string
+		q     *servicenow.QueryBuilder
+	}
+	var searches []search
+	if c.User != "" {
+		searches = append(searches, search{"incident", servicenow.Query().Eq("active", "true").Eq("caller_id", c.User)})
+	}
+	switch {
+	case c.Contact != "":
+		searches = append(searches, search{"sn_customerservice_case", servicenow.Query().Eq("active", "true").Eq("contact", c.Contact)})
+	case c.Consumer != "":
+		searches = append(searches, search{"sn_customerservice_case", servicenow.Query().Eq("active", "true").Eq("consumer", c.Consumer)})
+	}
+	var out []lifecycle.Related
+	var updated []string
+	for _, s := range searches {
+		if f.skipped(s.table) {
+			continue
+		}
+		qs, err := s.q.OrderByDesc("sys_updated_on").Encode()
+		if err != nil {
+			return nil, err
+		}
+		recs, err := f.sn.List(ctx, s.table, servicenow.ListOptions{Query: qs, Fields: []string{"sys_id", "number", "sys_updated_on"},
+			Limit: f.o.Related, NoCount: true})
+		if f.refused(ctx, s.table, "related records", err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range recs {
+			out = append(out, lifecycle.Related{Table: s.table, SysID: r.SysID(), Number: r.Get("number")})
+			updated = append(updated, r.Get("sys_updated_on"))
+		}
+	}
+	// Merge incidents and cases, most recent first, up to the limit.
+	idx := make([]int, len(out))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int {
+		switch {
+		case updated[a] > updated[b]:
+			return -1
+		case updated[a] < updated[b]:
+			return 1
+		}
+		return 0
+	})
+	sorted := make([]lifecycle.Related, 0, min(len(idx), f.o.Related))
+	for _, i := range idx[:min(len(idx), f.o.Related)] {
+		sorted = append(sorted, out[i])
+	}
+	return sorted, nil
+}
+
+func (f *Finder) skipped(table string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.now().Before(f.disabled[table])
+}
+
+// refused handles a 403 on a table: the table is skipped for a while, with
+// one warning, instead of failing every call.
+func (f *Finder) refused(ctx context.Context, table, what string, err error) bool {
+	var se *servicenow.Error
+	if !errors.As(err, &se) || se.Status != http.StatusForbidden {
+		return false
+	}
+	f.mu.Lock()
+	f.disabled[table] = f.now().Add(f.o.WarnWindow)
+	f.mu.Unlock()
+	if f.o.Warner != nil {
+		f.o.Warner.Warn(ctx, "unreadable:"+table, what, fmt.Sprintf(
+			"ServiceNow refused to let the integration user read %s (%s); %s skips it for %s. Grant read access to %s to use it.",
+			table, se.Message, what, f.o.WarnWindow, table), f.o.WarnWindow)
+	}
+	return true
+}

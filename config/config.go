@@ -1,0 +1,356 @@
+// Package config loads ctibridge's configuration: a YAML file (optional)
+// overridden by CTIBRIDGE_* environment variables, validated in one place with
+// messages that name the key at fault.
+//
+// Secrets may come from the file, from environment variables, or from files
+// named by *File keys (for Kubernetes and systemd credentials); they are held
+// as secret.Secret and never printed.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/ctibridge/ctibridge/api"
+	"github.com/ctibridge/ctibridge/lifecycle"
+	"github.com/ctibridge/ctibridge/secret"
+)
+
+// Config is the whole configuration.
+type Config struct {
+	Listen      string `yaml:"listen"`      // Studio API (and console unless adminListen is set)
+	AdminListen string `yaml:"adminListen"` // optional separate listener for console and admin endpoints
+	Database    string `yaml:"database"`    // SQLite file path or postgres:// URL
+	Env         string `yaml:"env"`         // selected environment
+
+	Environments map[string]*Environment `yaml:"environments"`
+
+	APIKeys []api.Key `yaml:"apiKeys"`
+	// PlainAPIKeys come from CTIBRIDGE_API_KEYS only.
+	PlainAPIKeys []secret.Secret `yaml:"-"`
+
+	Lifecycle Lifecycle `yaml:"lifecycle"`
+	Callers   Callers   `yaml:"callers"`
+	Agents    Agents    `yaml:"agents"`
+	Console   Console   `yaml:"console"`
+	Log       Log       `yaml:"log"`
+}
+
+// Environment is one ServiceNow instance and how to reach it.
+type Environment struct {
+	Instance string `yaml:"instance"` // https://acme.service-now.com
+	Auth     Auth   `yaml:"auth"`
+	// Workspace picks the screen-pop URL: agent (Agent Workspace, default),
+	// csm, sow, classic, or a template with {instance} and {sys_id}.
+	Workspace       string        `yaml:"workspace"`
+	RequestsPerHour int           `yaml:"requestsPerHour"` // budget under the instance's rate limit (default 10000)
+	Burst           int           `yaml:"burst"`           // default 20
+	MaxConcurrent   int           `yaml:"maxConcurrent"`   // default 8
+	Timeout         time.Duration `yaml:"timeout"`         // per request, default 10s
+}
+
+// Auth holds ServiceNow credentials. With ClientID and Username: OAuth password
+// grant; ClientID alone: OAuth client credentials; Username alone: basic auth.
+type Auth struct {
+	Username         string        `yaml:"username"`
+	Password         secret.Secret `yaml:"password"`
+	PasswordFile     string        `yaml:"passwordFile"`
+	ClientID         string        `yaml:"clientId"`
+	ClientSecret     secret.Secret `yaml:"clientSecret"`
+	ClientSecretFile string        `yaml:"clientSecretFile"`
+}
+
+// Method names the authentication the credentials select.
+func (a Auth) Method() string {
+	switch {
+	case a.ClientID != "" && a.Username != "":
+		return "oauth-password"
+	case a.ClientID != "":
+		return "oauth-client-credentials"
+	case a.Username != "":
+		return "basic"
+	}
+	return ""
+}
+
+// Lifecycle tunes how calls become interactions.
+type Lifecycle struct {
+	Namespace  string            `yaml:"namespace"`  // sys_id namespace (default "ctibridge")
+	KeepOpen   bool              `yaml:"keepOpen"`   // leave answered interactions open on release
+	States     lifecycle.States  `yaml:"states"`     // state names (defaults: new, work_in_progress, closed_complete, closed_abandoned)
+	FieldMap   map[string]string `yaml:"fieldMap"`   // call attribute → interaction field, e.g. skillName: u_skill
+	Workers    int               `yaml:"workers"`    // default 4
+	MaxBackoff time.Duration     `yaml:"maxBackoff"` // default 5m
+	AlertAfter int               `yaml:"alertAfter"` // failed attempts before the error log (default 3)
+	GiveUp     time.Duration     `yaml:"giveUpAfter"`
+}
+
+// Callers configures caller identification.
+type Callers struct {
+	Region   string        `yaml:"region"`   // default region for national numbers (default US)
+	CacheTTL time.Duration `yaml:"cacheTTL"` // default 5m
+	Policy   string        `yaml:"policy"`   // several matches: "none" (default, list candidates) or "latest"
+	Related  int           `yaml:"related"`  // open incidents/cases linked, default 5, -1 none
+	Sources  []Source      `yaml:"sources"`  // lookup order
+	Disabled bool          `yaml:"disabled"` // no caller lookup at all
+}
+
+// Source is one table searched for the caller's number.
+type Source struct {
+	Table  string   `yaml:"table"`
+	Fields []string `yaml:"fields"`
+}
+
+// Agents configures agent mapping.
+type Agents struct {
+	Strategies []string      `yaml:"strategies"` // order of: map, user_name, email (default all three)
+	MapFile    string        `yaml:"mapFile"`    // CSV or YAML: CXone agent id → sys_id or user_name
+	CacheTTL   time.Duration `yaml:"cacheTTL"`   // default 10m
+}
+
+// Console configures the operator console.
+type Console struct {
+	Username string        `yaml:"username"` // default admin
+	Password secret.Secret `yaml:"password"` // console disabled when empty (and no CTIBRIDGE_CONSOLE_PASSWORD)
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info (default), warn, error
+	Format string `yaml:"format"` // text (default) or json
+}
+
+// Load reads the file at path (may be "") and applies the environment.
+func Load(path string, getenv func(string) string) (*Config, error) {
+	c := &Config{}
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	if err := c.applyEnv(getenv); err != nil {
+		return nil, err
+	}
+	c.defaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Config) applyEnv(getenv func(string) string) error {
+	set := func(dst *string, name string) {
+		if v := getenv(name); v != "" {
+			*dst = v
+		}
+	}
+	set(&c.Listen, "CTIBRIDGE_LISTEN")
+	set(&c.AdminListen, "CTIBRIDGE_ADMIN_LISTEN")
+	set(&c.Database, "CTIBRIDGE_DATABASE")
+	set(&c.Env, "CTIBRIDGE_ENV")
+	if c.Env == "" {
+		c.Env = "default"
+		if len(c.Environments) == 1 {
+			for name := range c.Environments {
+				c.Env = name
+			}
+		}
+	}
+	if c.Environments == nil {
+		c.Environments = map[string]*Environment{}
+	}
+	e := c.Environments[c.Env]
+	snVars := []string{"CTIBRIDGE_SN_INSTANCE", "CTIBRIDGE_SN_USERNAME", "CTIBRIDGE_SN_PASSWORD", "CTIBRIDGE_SN_PASSWORD_FILE",
+		"CTIBRIDGE_SN_CLIENT_ID", "CTIBRIDGE_SN_CLIENT_SECRET", "CTIBRIDGE_SN_CLIENT_SECRET_FILE", "CTIBRIDGE_SN_WORKSPACE"}
+	if e == nil && slices.ContainsFunc(snVars, func(n string) bool { return getenv(n) != "" }) {
+		e = &Environment{}
+		c.Environments[c.Env] = e
+	}
+	if e != nil {
+		set(&e.Instance, "CTIBRIDGE_SN_INSTANCE")
+		set(&e.Workspace, "CTIBRIDGE_SN_WORKSPACE")
+		set(&e.Auth.Username, "CTIBRIDGE_SN_USERNAME")
+		set(&e.Auth.PasswordFile, "CTIBRIDGE_SN_PASSWORD_FILE")
+		set(&e.Auth.ClientID, "CTIBRIDGE_SN_CLIENT_ID")
+		set(&e.Auth.ClientSecretFile, "CTIBRIDGE_SN_CLIENT_SECRET_FILE")
+		if v := getenv("CTIBRIDGE_SN_PASSWORD"); v != "" {
+			e.Auth.Password = secret.Secret(v)
+		}
+		if v := getenv("CTIBRIDGE_SN_CLIENT_SECRET"); v != "" {
+			e.Auth.ClientSecret = secret.Secret(v)
+		}
+		if err := readSecretFile(&e.Auth.Password, e.Auth.PasswordFile, "auth.passwordFile"); err != nil {
+			return err
+		}
+		if err := readSecretFile(&e.Auth.ClientSecret, e.Auth.ClientSecretFile, "auth.clientSecretFile"); err != nil {
+			return err
+		}
+	}
+	if v := getenv("CTIBRIDGE_API_KEYS"); v != "" {
+		for _, k := range strings.Split(v, ",") {
+			if k = strings.TrimSpace(k); k != "" {
+				c.PlainAPIKeys = append(c.PlainAPIKeys, secret.Secret(k))
+			}
+		}
+	}
+	if v := getenv("CTIBRIDGE_CONSOLE_PASSWORD"); v != "" {
+		c.Console.Password = secret.Secret(v)
+	}
+	if v := getenv("CTIBRIDGE_LOG_LEVEL"); v != "" {
+		c.Log.Level = v
+	}
+	if v := getenv("CTIBRIDGE_WORKERS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("config: CTIBRIDGE_WORKERS=%q is not a number", v)
+		}
+		c.Lifecycle.Workers = n
+	}
+	return nil
+}
+
+func readSecretFile(dst *secret.Secret, path, key string) error {
+	if path == "" {
+		return nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %s: %w", key, err)
+	}
+	*dst = secret.Secret(strings.TrimSpace(string(b)))
+	return nil
+}
+
+func (c *Config) defaults() {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8080"
+	}
+	if c.Database == "" {
+		c.Database = "ctibridge.db"
+	}
+	if c.Lifecycle.Namespace == "" {
+		c.Lifecycle.Namespace = "ctibridge"
+	}
+	if c.Console.Username == "" {
+		c.Console.Username = "admin"
+	}
+	if c.Callers.Region == "" {
+		c.Callers.Region = "US"
+	}
+	for _, e := range c.Environments {
+		if e.Workspace == "" {
+			e.Workspace = "agent"
+		}
+		if e.RequestsPerHour == 0 {
+			e.RequestsPerHour = 10000
+		}
+		if e.Burst == 0 {
+			e.Burst = 20
+		}
+		if e.MaxConcurrent == 0 {
+			e.MaxConcurrent = 8
+		}
+		if e.Timeout == 0 {
+			e.Timeout = 10 * time.Second
+		}
+	}
+}
+
+// Selected returns the environment chosen by env / CTIBRIDGE_ENV.
+func (c *Config) Selected() *Environment { return c.Environments[c.Env] }
+
+// Validate checks the configuration; the error names every key at fault.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf("config: "+format, a...)) }
+	e := c.Selected()
+	if e == nil {
+		names := make([]string, 0, len(c.Environments))
+		for n := range c.Environments {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		if len(names) == 0 {
+			bad("no ServiceNow instance configured; set environments.<name>.instance or CTIBRIDGE_SN_INSTANCE")
+		} else {
+			bad("env %q is not among environments (%s); set env or CTIBRIDGE_ENV", c.Env, strings.Join(names, ", "))
+		}
+	} else {
+		p := "environments." + c.Env
+		if e.Instance == "" {
+			bad("%s.instance is empty; set it or CTIBRIDGE_SN_INSTANCE", p)
+		} else if u, err := url.Parse(e.Instance); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			bad("%s.instance %q is not an http(s) URL like https://acme.service-now.com", p, e.Instance)
+		} else if u.User != nil {
+			bad("%s.instance must not carry credentials; use auth", p)
+		}
+		switch e.Auth.Method() {
+		case "":
+			bad("%s.auth: set username (basic), clientId (OAuth client credentials), or both (OAuth password grant); or CTIBRIDGE_SN_USERNAME / CTIBRIDGE_SN_CLIENT_ID", p)
+		case "basic", "oauth-password":
+			if e.Auth.Password.IsZero() {
+				bad("%s.auth.password is empty; set it, auth.passwordFile, or CTIBRIDGE_SN_PASSWORD", p)
+			}
+		}
+		if e.Auth.ClientID != "" && e.Auth.ClientSecret.IsZero() {
+			bad("%s.auth.clientSecret is empty; set it, auth.clientSecretFile, or CTIBRIDGE_SN_CLIENT_SECRET", p)
+		}
+		if _, err := lifecycle.NewScreenPop(e.Instance, e.Workspace); err != nil {
+			bad("%s.workspace: %v", p, err)
+		}
+		if e.RequestsPerHour < 0 || e.Burst < 0 || e.MaxConcurrent < 0 || e.Timeout < 0 {
+			bad("%s: requestsPerHour, burst, maxConcurrent and timeout must not be negative", p)
+		}
+	}
+	if len(c.APIKeys)+len(c.PlainAPIKeys) == 0 {
+		bad("no API key for Studio; set apiKeys (see 'ctibridge keys new') or CTIBRIDGE_API_KEYS")
+	}
+	if _, err := api.NewKeys(c.APIKeys, c.PlainAPIKeys); err != nil {
+		bad("%v", err)
+	}
+	switch c.Callers.Policy {
+	case "", "none", "latest":
+	default:
+		bad("callers.policy %q: want none or latest", c.Callers.Policy)
+	}
+	for i, s := range c.Callers.Sources {
+		if s.Table == "" || len(s.Fields) == 0 {
+			bad("callers.sources[%d]: table and fields are required", i)
+		}
+	}
+	for _, s := range c.Agents.Strategies {
+		if s != "map" && s != "user_name" && s != "email" {
+			bad("agents.strategies: %q is not one of map, user_name, email", s)
+		}
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "", "debug", "info", "warn", "error":
+	default:
+		bad("log.level %q: want debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "", "text", "json":
+	default:
+		bad("log.format %q: want text or json", c.Log.Format)
+	}
+	if c.Lifecycle.Workers < 0 {
+		bad("lifecycle.workers must not be negative")
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,316 @@
+// Package console is the operator console: server-rendered pages that show, at
+// a glance, whether calls reach ServiceNow, which failed and why, and let an
+// operator retry them. Pages are html/template with embedded assets; there is
+// no JavaScript build and nothing is loaded from outside.
+//
+// It never shows a credential, and every state-changing request needs a
+// logged-in session and its CSRF token.
+package console
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"embed"
+	"encoding/hex"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ctibridge/ctibridge/lifecycle"
+	"github.com/ctibridge/ctibridge/store"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed assets
+var assetFS embed.FS
+
+// Source is what the console shows and acts on; the bridge provides it.
+type Source interface {
+	Calls(ctx context.Context, f store.ContactFilter) ([]lifecycle.Status, error)
+	Errors(ctx context.Context, f store.ErrorFilter) ([]store.ErrorEntry, error)
+	RetryError(ctx context.Context, id int64) (int, error)
+	RetryMatching(ctx context.Context, f store.ErrorFilter) (int, error)
+	Chart(now time.Time, minutes int) []Point
+	Budget() Budget
+	Queue(ctx context.Context) (store.Counts, error)
+	RecordURL(sysID string) string // opens the interaction in ServiceNow
+}
+
+// Point is one minute of the activity chart.
+type Point struct {
+	Minute   time.Time
+	Calls    int
+	Requests int
+	Errors   int
+	Latency  time.Duration // mean ServiceNow latency in that minute
+}
+
+// Budget is the ServiceNow request budget as the console shows it.
+type Budget struct {
+	LimitPerHour  int
+	UsedLastHour  int
+	InFlight      int
+	MaxConcurrent int
+	Throttled429  int64
+	BackoffUntil  time.Time
+}
+
+// Console serves the pages under /console/.
+type Console struct {
+	src      Source
+	check    func(user, pass string) bool
+	tmpl     map[string]*template.Template
+	mux      *http.ServeMux
+	mu       sync.Mutex
+	sessions map[string]session
+	now      func() time.Time
+}
+
+type session struct {
+	user    string
+	csrf    string
+	expires time.Time
+}
+
+const (
+	cookieName = "ctibridge_session"
+	sessionTTL = 8 * time.Hour
+)
+
+// New builds the console. check validates login credentials.
+func New(src Source, check func(user, pass string) bool) *Console {
+	c := &Console{src: src, check: check, sessions: map[string]session{}, now: time.Now, mux: http.NewServeMux()}
+	c.tmpl = parseTemplates()
+	assets, _ := fs.Sub(assetFS, "assets")
+	c.mux.Handle("GET /console/assets/", http.StripPrefix("/console/assets/", http.FileServerFS(assets)))
+	c.mux.HandleFunc("GET /console/login", c.loginPage)
+	c.mux.HandleFunc("POST /console/login", c.login)
+	c.mux.HandleFunc("POST /console/logout", c.authed(c.logout))
+	c.mux.HandleFunc("GET /console/{$}", c.authed(c.overview))
+	c.mux.HandleFunc("GET /console/calls/{id}", c.authed(c.callPage))
+	c.mux.HandleFunc("GET /console/errors", c.authed(c.errorsPage))
+	c.mux.HandleFunc("POST /console/errors/{id}/retry", c.authed(c.retryOne))
+	c.mux.HandleFunc("POST /console/errors/retry", c.authed(c.retryAll))
+	c.mux.HandleFunc("GET /console/lookups", c.authed(c.lookupsPage))
+	c.mux.HandleFunc("GET /console", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/console/", http.StatusSeeOther)
+	})
+	return c
+}
+
+// ServeHTTP implements http.Handler.
+func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "same-origin")
+	h.Set("Cache-Control", "no-store")
+	c.mux.ServeHTTP(w, r)
+}
+
+func randomToken() string {
+	b := make([]byte, 24)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func secureRequest(r *http.Request) bool {
+	return r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https"
+}
+
+func (c *Console) session(r *http.Request) (string, session, bool) {
+	ck, err := r.Cookie(cookieName)
+	if err != nil {
+		return "", session{}, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, ok := c.sessions[ck.Value]
+	if !ok || c.now().After(s.expires) {
+		delete(c.sessions, ck.Value)
+		return "", session{}, false
+	}
+	return ck.Value, s, true
+}
+
+type ctxSession struct{}
+
+// authed requires a session; POSTs also need the session's CSRF token.
+func (c *Console) authed(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		_, s, ok := c.session(r)
+		if !ok {
+			if r.Method == http.MethodGet {
+				http.Redirect(w, r, "/console/login?next="+template.URLQueryEscaper(r.URL.RequestURI()), http.StatusSeeOther)
+				return
+			}
+			http.Error(w, "login required", http.StatusUnauthorized)
+			return
+		}
+		if r.Method == http.MethodPost {
+			tok := r.PostFormValue("csrf")
+			if subtle.ConstantTimeCompare([]byte(tok), []byte(s.csrf)) != 1 {
+				http.Error(w, "invalid or missing CSRF token; reload the page", http.StatusForbidden)
+				return
+			}
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), ctxSession{}, s)))
+	}
+}
+
+func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
+	c.render(w, r, "login", map[string]any{"Next": safeNext(r.URL.Query().Get("next")), "Failed": r.URL.Query().Get("failed") != ""})
+}
+
+// safeNext keeps redirects after login on the console.
+func safeNext(next string) string {
+	if len(next) > 1 && next[0] == '/' && next[1] != '/' && next[1] != '\\' {
+		return next
+	}
+	return "/console/"
+}
+
+func (c *Console) login(w http.ResponseWriter, r *http.Request) {
+	user, pass := r.PostFormValue("username"), r.PostFormValue("password")
+	next := safeNext(r.PostFormValue("next"))
+	if !c.check(user, pass) {
+		time.Sleep(300 * time.Millisecond) // slow down guessing
+		http.Redirect(w, r, "/console/login?failed=1&next="+template.URLQueryEscaper(next), http.StatusSeeOther)
+		return
+	}
+	id := randomToken()
+	c.mu.Lock()
+	now := c.now()
+	for k, s := range c.sessions {
+		if now.After(s.expires) {
+			delete(c.sessions, k)
+		}
+	}
+	c.sessions[id] = session{user: user, csrf: randomToken(), expires: now.Add(sessionTTL)}
+	c.mu.Unlock()
+	http.SetCookie(w, &http.Cookie{
+		Name: cookieName, Value: id, Path: "/console", HttpOnly: true, Secure: secureRequest(r),
+		SameSite: http.SameSiteStrictMode, MaxAge: int(sessionTTL.Seconds()),
+	})
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
+	if id, _, ok := c.session(r); ok {
+		c.mu.Lock()
+		delete(c.sessions, id)
+		c.mu.Unlock()
+	}
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/console", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	http.Redirect(w, r, "/console/login", http.StatusSeeOther)
+}
+
+func (c *Console) render(w http.ResponseWriter, r *http.Request, page string, data map[string]any) {
+	if s, ok := r.Context().Value(ctxSession{}).(session); ok {
+		data["CSRF"] = s.csrf
+		data["User"] = s.user
+	}
+	data["Page"] = page
+	data["Now"] = c.now()
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if err := c.tmpl[page].ExecuteTemplate(w, "layout", data); err != nil {
+		http.Error(w, "page failed to render", http.StatusInternalServerError)
+	}
+}
+
+func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
+	calls, err := c.src.Calls(r.Context(), store.ContactFilter{Limit: 100})
+	if err != nil {
+		http.Error(w, "calls unavailable", http.StatusInternalServerError)
+		return
+	}
+	q, _ := c.src.Queue(r.Context())
+	open, _ := c.src.Errors(r.Context(), store.ErrorFilter{OpenOnly: true, Severity: store.SeverityError, Limit: 1000})
+	pts := c.src.Chart(c.now(), 180)
+	c.render(w, r, "overview", map[string]any{
+		"Calls": calls, "Queue": q, "OpenErrors": len(open), "Budget": c.src.Budget(), "Chart": chart(pts),
+		"Src": c.src,
+	})
+}
+
+func (c *Console) callPage(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	calls, err := c.src.Calls(r.Context(), store.ContactFilter{Limit: 1, MasterID: id})
+	if err != nil || len(calls) == 0 {
+		http.NotFound(w, r)
+		return
+	}
+	errs, _ := c.src.Errors(r.Context(), store.ErrorFilter{MasterID: id, Limit: 50})
+	c.render(w, r, "call", map[string]any{"Call": calls[0], "Entries": errs, "Src": c.src})
+}
+
+func errorFilter(r *http.Request) (store.ErrorFilter, map[string]string) {
+	q := r.URL.Query()
+	if r.Method == http.MethodPost {
+		q = r.PostForm
+	}
+	f := store.ErrorFilter{OpenOnly: q.Get("all") == "", Operation: q.Get("operation"), Severity: q.Get("severity"), Limit: 200}
+	if n, err := strconv.Atoi(q.Get("status")); err == nil {
+		f.Status = n
+	}
+	if d, err := time.ParseDuration(q.Get("since")); err == nil && d > 0 {
+		f.Since = time.Now().Add(-d)
+	}
+	form := map[string]string{"operation": q.Get("operation"), "status": q.Get("status"), "since": q.Get("since"),
+		"severity": q.Get("severity"), "all": q.Get("all")}
+	return f, form
+}
+
+func (c *Console) errorsPage(w http.ResponseWriter, r *http.Request) {
+	f, form := errorFilter(r)
+	entries, err := c.src.Errors(r.Context(), f)
+	if err != nil {
+		http.Error(w, "error log unavailable", http.StatusInternalServerError)
+		return
+	}
+	c.render(w, r, "errors", map[string]any{"Entries": entries, "Filter": form, "Retried": r.URL.Query().Get("retried"),
+		"Operations": []string{"identify caller", "map agent", "create interaction", "update interaction", "link related records"}})
+}
+
+func (c *Console) retryOne(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		http.Error(w, "bad id", http.StatusBadRequest)
+		return
+	}
+	n, err := c.src.RetryError(r.Context(), id)
+	if err != nil {
+		http.Error(w, "retry failed", http.StatusInternalServerError)
+		return
+	}
+	http.Redirect(w, r, "/console/errors?retried="+strconv.Itoa(n), http.StatusSeeOther)
+}
+
+func (c *Console) retryAll(w http.ResponseWriter, r *http.Request) {
+	f, _ := errorFilter(r)
+	n, err := c.src.RetryMatching(r.Context(), f)
+	if err != nil {
+		http.Error(w, "retry failed", http.StatusInternalServerError)
+		return
+	}
+	http.Redirect(w, r, "/console/errors?retried="+strconv.Itoa(n), http.StatusSeeOther)
+}
+
+func (c *Console) lookupsPage(w http.ResponseWriter, r *http.Request) {
+	day := c.now().Add(-24 * time.Hour)
+	agents, _ := c.src.Errors(r.Context(), store.ErrorFilter{Severity: store.SeverityWarning, Operation: "map agent", Since: day, Limit: 500})
+	calls, _ := c.src.Calls(r.Context(), store.ContactFilter{Since: day, Limit: 2000})
+	var unmatched []lifecycle.Status
+	for _, s := range calls {
+		if s.CallerMatch == "none" || s.CallerMatch == "ambiguous" || s.CallerMatch == "withheld" {
+			unmatched = append(unmatched, s)
+		}
+	}
+	c.render(w, r, "lookups", map[string]any{"Agents": agents, "Callers": unmatched})
+}

@@ -1,0 +1,91 @@
+package demo
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+
+	"github.com/ctibridge/ctibridge/snowsim"
+)
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func queued(ani string) step {
+	return step{"queued", map[string]any{"ani": ani, "dnis": "8005550100", "skill": "4101", "skillName": "Support", "direction": "inbound"}}
+}
+
+func answered(user string) step {
+	return step{"answered", map[string]any{"agentId": "agent-" + user, "agentUserName": user}}
+}
+
+func transferred(user string) step {
+	return step{"transferred", map[string]any{"agentId": "agent-" + user, "agentUserName": user}}
+}
+
+func released(reason string) step {
+	return step{"released", map[string]any{"reason": reason, "disposition": "Resolved"}}
+}
+
+// script is the demo's calls: every path a call can take, against the
+// simulator's built-in dataset.
+func script(sim *snowsim.Server) []call {
+	user := func(name string) string {
+		for _, u := range sim.Records("sys_user") {
+			if u["name"] == name {
+				return u["sys_id"]
+			}
+		}
+		return ""
+	}
+	alice, oliver := user("Alice Caller"), user("Oliver Brit")
+	const (
+		closed    = "closed_complete"
+		abandoned = "closed_abandoned"
+		wip       = "work_in_progress"
+	)
+	return []call{
+		{id: "1001", story: "Alice calls (10 digits), answered, hung up", wantState: closed, wantAgent: "jdoe", wantUser: alice,
+			events: []step{queued("8013203420"), answered("jdoe"), released("caller hung up")}},
+		{id: "1002", story: "Alice again (+1...), transferred to Anna", wantState: closed, wantAgent: "asmith", wantUser: alice,
+			wantNote: "transferred from", events: []step{queued("+18013203420"), answered("jdoe"), transferred("asmith"), released("agent")}},
+		{id: "1003", story: "unknown caller gives up in the queue", wantState: abandoned,
+			events: []step{queued("+1 312 555 0100"), released("abandoned")}},
+		{id: "1004", story: "events arrive backwards (release first)", wantState: closed, wantAgent: "bwayne", wantUser: alice,
+			events: []step{released("agent"), answered("bwayne"), queued("801.320.3420")}},
+		{id: "1005", story: "withheld number, answered", wantState: closed, wantAgent: "ckent",
+			events: []step{queued("anonymous"), answered("ckent"), released("caller")}},
+		{id: "1006", story: "Oliver from London (011 44 ...)", wantState: closed, wantAgent: "dprince", wantUser: oliver,
+			events: []step{queued("011 44 20 7946 0958"), answered("dprince"), released("caller")}},
+		{id: "1007", story: "Studio retries every request twice", wantState: closed, wantAgent: "jdoe",
+			events: []step{queued("+1 415 555 0142"), queued("+1 415 555 0142"), answered("jdoe"), answered("jdoe"), released("caller"), released("caller")}},
+		{id: "1008", story: "number shared by two people: none chosen", wantState: closed, wantAgent: "asmith",
+			wantNote: "none was chosen", events: []step{queued("(801) 555-0199"), answered("asmith"), released("caller")}},
+		{id: "1009", story: "agent known only by e-mail", wantState: closed, wantAgent: "bwayne",
+			events: []step{queued("+1 646 555 0111"), {"answered", map[string]any{"agentId": "7001", "agentEmail": "BWayne@Example.com"}}, released("caller")}},
+		{id: "1010", story: "agent with no ServiceNow user", wantState: closed,
+			wantNote: "has no ServiceNow user", events: []step{queued("+1 212 555 0199"), answered("temp.agent"), released("caller")}},
+		{id: "1011", story: "call still in progress", wantState: wip, wantAgent: "ckent", wantUser: alice,
+			events: []step{queued("1-801-320-3420"), answered("ckent")}},
+		{id: "1012", story: "call still waiting in the queue", wantState: "new",
+			events: []step{queued("+1 305 555 0150")}},
+		{id: "1013", story: "Carla, a company contact (801.555.0123)", wantState: closed, wantAgent: "dprince",
+			events: []step{queued("8015550123"), answered("dprince"), released("caller")}},
+		{id: "1014", story: "Connor, a consumer", wantState: closed, wantAgent: "jdoe",
+			events: []step{queued("+18015550177"), answered("jdoe"), released("caller")}},
+		{id: "1015", story: "transferred twice", wantState: closed, wantAgent: "dprince",
+			wantNote: "to Diana Prince", events: []step{queued("+1 702 555 0123"), answered("jdoe"), transferred("asmith"), transferred("dprince"), released("agent")}},
+		{id: "1016", story: "no number at all, abandoned", wantState: abandoned,
+			events: []step{queued(""), released("abandoned")}},
+		{id: "1017", story: "German caller, answered", wantState: closed, wantAgent: "asmith",
+			events: []step{queued("+49 30 901820"), answered("asmith"), released("caller")}},
+		{id: "1018", story: "release before answer arrives", wantState: closed, wantAgent: "jdoe",
+			events: []step{queued("+1 617 555 0188"), released("agent"), answered("jdoe")}},
+		{id: "1019", story: "garbage ANI from a trunk", wantState: abandoned,
+			events: []step{queued("restricted"), released("abandoned")}},
+		{id: "1020", story: "Oliver again (+44 ...)", wantState: closed, wantAgent: "asmith", wantUser: oliver,
+			events: []step{queued("+442079460958"), answered("asmith"), released("caller")}},
+	}
+}

@@ -1,0 +1,139 @@
+package lifecycle
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/ctibridge/ctibridge/store"
+)
+
+// Call is what the events of one call say, independent of the order in which
+// they arrived: the reconciler derives the interaction's desired content from
+// it, so late, duplicated or shuffled events converge to the same record.
+type Call struct {
+	MasterID   string
+	ContactIDs []string // every contact id seen, in order of occurrence
+	Queued     *Event   // the earliest queued event, nil if none arrived yet
+	Agents     []Event  // answered and transferred events, in order of occurrence
+	Released   *Event
+}
+
+// Summarize folds stored events into a Call.
+func Summarize(masterID string, evs []store.Event) (Call, error) {
+	c := Call{MasterID: masterID}
+	decoded := make([]Event, 0, len(evs))
+	for _, se := range evs {
+		var e Event
+		if err := json.Unmarshal(se.Payload, &e); err != nil {
+			return c, fmt.Errorf("event %d of %s: %w", se.ID, masterID, err)
+		}
+		e.Kind = Kind(se.Kind)
+		if e.OccurredAt.IsZero() {
+			e.OccurredAt = se.OccurredAt
+		}
+		decoded = append(decoded, e)
+	}
+	// Occurrence order; events received in one order but stamped otherwise
+	// sort by their stamps. Ties keep arrival order.
+	sort.SliceStable(decoded, func(i, j int) bool { return decoded[i].OccurredAt.Before(decoded[j].OccurredAt) })
+	seen := map[string]bool{}
+	for i := range decoded {
+		e := decoded[i]
+		if e.ContactID != "" && !seen[e.ContactID] {
+			seen[e.ContactID] = true
+			c.ContactIDs = append(c.ContactIDs, e.ContactID)
+		}
+		switch e.Kind {
+		case Queued:
+			if c.Queued == nil {
+				c.Queued = &decoded[i]
+			}
+		case Answered, Transferred:
+			c.Agents = append(c.Agents, e)
+		case Released:
+			if c.Released == nil {
+				c.Released = &decoded[i]
+			}
+		}
+	}
+	return c, nil
+}
+
+// Answered reports whether any agent ever took the call.
+func (c Call) Answered() bool { return len(c.Agents) > 0 }
+
+// Agent returns the agent who has the call now (the last to answer or receive
+// a transfer), or nil.
+func (c Call) Agent() *Event {
+	if len(c.Agents) == 0 {
+		return nil
+	}
+	return &c.Agents[len(c.Agents)-1]
+}
+
+// States names the interaction states ctibridge writes. Instances differ (a
+// wrap-up configuration, custom choices), so the names are configurable.
+type States struct {
+	New             string `yaml:"new"`
+	WorkInProgress  string `yaml:"workInProgress"`
+	ClosedComplete  string `yaml:"closedComplete"`
+	ClosedAbandoned string `yaml:"closedAbandoned"`
+}
+
+// DefaultStates are the interaction table's out-of-box choices.
+func DefaultStates() States {
+	return States{New: "new", WorkInProgress: "work_in_progress", ClosedComplete: "closed_complete", ClosedAbandoned: "closed_abandoned"}
+}
+
+// State is the interaction state the call should show. A release is final:
+// Studio's On Release branch runs once, when the call ends. With keepOpen an
+// answered call stays in progress after release for the agent to close;
+// a call nobody answered is still closed as abandoned.
+func (c Call) State(s States, keepOpen bool) string {
+	switch {
+	case c.Released != nil && !c.Answered():
+		return s.ClosedAbandoned
+	case c.Released != nil && !keepOpen:
+		return s.ClosedComplete
+	case c.Answered():
+		return s.WorkInProgress
+	default:
+		return s.New
+	}
+}
+
+// Phase names the call's progress for people ("queued", "answered",
+// "released", "abandoned"), independent of state configuration.
+func (c Call) Phase() string {
+	switch {
+	case c.Released != nil && !c.Answered():
+		return "abandoned"
+	case c.Released != nil:
+		return "released"
+	case c.Answered():
+		return "answered"
+	case c.Queued != nil:
+		return "queued"
+	}
+	return "unknown"
+}
+
+// Duration of the call so far or in all, from the first event.
+func (c Call) Duration(now time.Time) time.Duration {
+	var first time.Time
+	if c.Queued != nil {
+		first = c.Queued.OccurredAt
+	} else if len(c.Agents) > 0 {
+		first = c.Agents[0].OccurredAt
+	}
+	if first.IsZero() {
+		return 0
+	}
+	end := now
+	if c.Released != nil {
+		end = c.Released.OccurredAt
+	}
+	return end.Sub(first)
+}

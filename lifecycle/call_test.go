@@ -1,0 +1,123 @@
+package lifecycle
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/ctibridge/ctibridge/store"
+)
+
+func stored(evs ...Event) []store.Event {
+	out := make([]store.Event, len(evs))
+	for i, e := range evs {
+		b, _ := json.Marshal(e)
+		out[i] = store.Event{ID: int64(i + 1), Kind: string(e.Kind), Payload: b, OccurredAt: e.OccurredAt}
+	}
+	return out
+}
+
+func at(s int) time.Time { return time.Date(2026, 11, 24, 9, 0, s, 0, time.UTC) }
+
+func TestStateFromAnyOrder(t *testing.T) {
+	t.Parallel()
+	st := DefaultStates()
+	q := Event{Kind: Queued, ANI: "1", OccurredAt: at(0)}
+	a := Event{Kind: Answered, AgentUserName: "jdoe", ContactID: "1", OccurredAt: at(10)}
+	x := Event{Kind: Transferred, AgentUserName: "asmith", ContactID: "2", OccurredAt: at(20)}
+	r := Event{Kind: Released, OccurredAt: at(30)}
+	tests := []struct {
+		name     string
+		evs      []Event
+		keepOpen bool
+		want     string
+		agent    string
+	}{
+		{"queued", []Event{q}, false, "new", ""},
+		{"answered", []Event{q, a}, false, "work_in_progress", "jdoe"},
+		{"transferred", []Event{q, a, x}, false, "work_in_progress", "asmith"},
+		{"released", []Event{q, a, x, r}, false, "closed_complete", "asmith"},
+		{"abandoned", []Event{q, r}, false, "closed_abandoned", ""},
+		{"released first", []Event{r, q}, false, "closed_abandoned", ""},
+		{"answer after release arrives", []Event{q, r, a}, false, "closed_complete", "jdoe"},
+		{"keep open", []Event{q, a, r}, true, "work_in_progress", "jdoe"},
+		{"keep open abandoned", []Event{q, r}, true, "closed_abandoned", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			rng := rand.New(rand.NewPCG(7, 9))
+			for range 10 { // every shuffle gives the same answer
+				evs := append([]Event(nil), tt.evs...)
+				rng.Shuffle(len(evs), func(i, j int) { evs[i], evs[j] = evs[j], evs[i] })
+				c, err := Summarize("m", stored(evs...))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := c.State(st, tt.keepOpen); got != tt.want {
+					t.Fatalf("order %v: state %q, want %q", kinds(evs), got, tt.want)
+				}
+				agent := ""
+				if c.Agent() != nil {
+					agent = c.Agent().AgentUserName
+				}
+				if agent != tt.agent {
+					t.Fatalf("order %v: agent %q, want %q", kinds(evs), agent, tt.agent)
+				}
+			}
+		})
+	}
+}
+
+func kinds(evs []Event) []Kind {
+	out := make([]Kind, len(evs))
+	for i, e := range evs {
+		out[i] = e.Kind
+	}
+	return out
+}
+
+func TestCustomStateNames(t *testing.T) {
+	t.Parallel()
+	c, _ := Summarize("m", stored(Event{Kind: Queued}, Event{Kind: Released}))
+	if got := c.State(States{New: "n", WorkInProgress: "w", ClosedComplete: "c", ClosedAbandoned: "gone"}, false); got != "gone" {
+		t.Errorf("state = %q, want the configured name", got)
+	}
+}
+
+func TestSysIDIsStableAndDistinct(t *testing.T) {
+	t.Parallel()
+	a, b := SysID("ns", "100"), SysID("ns", "100")
+	if a != b || len(a) != 32 {
+		t.Fatalf("sys_id %q / %q", a, b)
+	}
+	if SysID("ns", "101") == a || SysID("other", "100") == a {
+		t.Error("different calls or namespaces share a sys_id")
+	}
+}
+
+func TestScreenPop(t *testing.T) {
+	t.Parallel()
+	id := "0123456789abcdef0123456789abcdef"
+	tests := map[string]string{
+		"":                         "https://acme.service-now.com/now/workspace/agent/record/interaction/" + id,
+		"agent":                    "https://acme.service-now.com/now/workspace/agent/record/interaction/" + id,
+		"csm":                      "https://acme.service-now.com/now/cwf/agent/record/interaction/" + id,
+		"sow":                      "https://acme.service-now.com/now/sow/record/interaction/" + id,
+		"classic":                  "https://acme.service-now.com/nav_to.do?uri=interaction.do?sys_id=" + id,
+		"{instance}/x?id={sys_id}": "https://acme.service-now.com/x?id=" + id,
+	}
+	for ws, want := range tests {
+		p, err := NewScreenPop("https://acme.service-now.com/", ws)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.URL(id); got != want {
+			t.Errorf("%q: %q, want %q", ws, got, want)
+		}
+	}
+	if _, err := NewScreenPop("https://x", "nowhere"); err == nil {
+		t.Error("unknown workspace accepted")
+	}
+}

@@ -1,0 +1,231 @@
+package lifecycle
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Kind is a moment of a call that Studio reports.
+type Kind string
+
+const (
+	Queued      Kind = "queued"
+	Answered    Kind = "answered"
+	Transferred Kind = "transferred"
+	Released    Kind = "released"
+)
+
+// ParseKind validates an event kind taken from a URL.
+func ParseKind(s string) (Kind, bool) {
+	switch k := Kind(s); k {
+	case Queued, Answered, Transferred, Released:
+		return k, true
+	}
+	return "", false
+}
+
+// Event is a decoded Studio event. Known fields are typed; every other field
+// Studio sent is kept in Extra (for field mapping), as text.
+type Event struct {
+	Kind Kind `json:"-"`
+
+	ContactID string `json:"contactId,omitempty"`
+	// OccurredAt orders agent events when they arrive out of order; when Studio
+	// does not send it, the time the bridge received the event is used.
+	OccurredAt time.Time `json:"occurredAt,omitzero"`
+
+	// queued
+	ANI            string `json:"ani,omitempty"`
+	DNIS           string `json:"dnis,omitempty"`
+	Skill          string `json:"skill,omitempty"`
+	SkillName      string `json:"skillName,omitempty"`
+	PointOfContact string `json:"pointOfContact,omitempty"`
+	Direction      string `json:"direction,omitempty"`
+
+	// answered, transferred
+	AgentID       string `json:"agentId,omitempty"`
+	AgentUserName string `json:"agentUserName,omitempty"`
+	AgentEmail    string `json:"agentEmail,omitempty"`
+
+	// released
+	Reason      string `json:"reason,omitempty"`
+	Disposition string `json:"disposition,omitempty"`
+	Notes       string `json:"notes,omitempty"`
+
+	Extra map[string]string `json:"extra,omitempty"`
+}
+
+// Limits on what Studio may send. Studio payloads are small; anything larger is
+// a mistake or an attack, and is refused with an error naming the field.
+const (
+	MaxFieldLen   = 256  // any known field
+	MaxNotesLen   = 4000 // released.notes (goes into a work note)
+	MaxExtra      = 32   // unknown fields kept for field mapping
+	MaxExtraKey   = 64
+	MaxExtraValue = 1024
+)
+
+// FieldError is a rejected input, naming the field at fault.
+type FieldError struct {
+	Field  string
+	Reason string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Reason }
+
+var known = map[string]bool{
+	"contactId": true, "occurredAt": true, "ani": true, "dnis": true, "skill": true, "skillName": true,
+	"pointOfContact": true, "direction": true, "agentId": true, "agentUserName": true, "agentEmail": true,
+	"reason": true, "disposition": true, "notes": true,
+}
+
+// DecodeEvent parses and validates an event body. An empty body is an event
+// with no fields. Values may be JSON strings, numbers or booleans (Studio
+// variables are untyped); objects and arrays are refused.
+func DecodeEvent(kind Kind, body []byte) (Event, error) {
+	ev := Event{Kind: kind}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return ev, nil
+	}
+	if !utf8.Valid(body) {
+		return ev, &FieldError{"body", "is not valid UTF-8"}
+	}
+	var raw map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&raw); err != nil {
+		return ev, &FieldError{"body", "is not a JSON object: " + jsonProblem(err)}
+	}
+	if dec.More() {
+		return ev, &FieldError{"body", "has data after the JSON object"}
+	}
+	set := map[string]*string{
+		"contactId": &ev.ContactID, "ani": &ev.ANI, "dnis": &ev.DNIS, "skill": &ev.Skill, "skillName": &ev.SkillName,
+		"pointOfContact": &ev.PointOfContact, "direction": &ev.Direction, "agentId": &ev.AgentID,
+		"agentUserName": &ev.AgentUserName, "agentEmail": &ev.AgentEmail, "reason": &ev.Reason,
+		"disposition": &ev.Disposition, "notes": &ev.Notes,
+	}
+	for key, val := range raw {
+		s, err := scalar(val)
+		if err != nil {
+			return ev, &FieldError{key, err.Error()}
+		}
+		if !known[key] {
+			if ev.Extra == nil {
+				ev.Extra = map[string]string{}
+			}
+			if len(ev.Extra) >= MaxExtra {
+				return ev, &FieldError{key, fmt.Sprintf("too many unknown fields (at most %d are kept)", MaxExtra)}
+			}
+			if len(key) > MaxExtraKey || len(s) > MaxExtraValue {
+				return ev, &FieldError{key, fmt.Sprintf("unknown field too long (name ≤ %d, value ≤ %d bytes)", MaxExtraKey, MaxExtraValue)}
+			}
+			ev.Extra[key] = s
+			continue
+		}
+		limit := MaxFieldLen
+		if key == "notes" {
+			limit = MaxNotesLen
+		}
+		if len(s) > limit {
+			return ev, &FieldError{key, fmt.Sprintf("is %d bytes, at most %d allowed", len(s), limit)}
+		}
+		if key == "occurredAt" {
+			t, err := parseTime(s)
+			if err != nil {
+				return ev, &FieldError{key, err.Error()}
+			}
+			ev.OccurredAt = t
+			continue
+		}
+		*set[key] = strings.TrimSpace(s)
+	}
+	if ev.AgentEmail != "" && !strings.Contains(ev.AgentEmail, "@") {
+		return ev, &FieldError{"agentEmail", "is not an e-mail address"}
+	}
+	switch strings.ToLower(ev.Direction) {
+	case "", "inbound", "outbound":
+		ev.Direction = strings.ToLower(ev.Direction)
+	default:
+		return ev, &FieldError{"direction", `must be "inbound" or "outbound"`}
+	}
+	return ev, nil
+}
+
+func jsonProblem(err error) string {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("syntax error at byte %d", se.Offset)
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return "found " + te.Value
+	}
+	return err.Error()
+}
+
+// scalar turns a JSON string, number, boolean or null into text.
+func scalar(v json.RawMessage) (string, error) {
+	v = bytes.TrimSpace(v)
+	if len(v) == 0 {
+		return "", nil
+	}
+	switch v[0] {
+	case '"':
+		var s string
+		if err := json.Unmarshal(v, &s); err != nil {
+			return "", fmt.Errorf("invalid string")
+		}
+		return s, nil
+	case '{', '[':
+		return "", fmt.Errorf("must be a string or number, not an object or array")
+	case 'n':
+		return "", nil
+	default: // number or boolean, kept as written
+		return string(v), nil
+	}
+}
+
+// parseTime accepts RFC 3339 or Unix epoch milliseconds.
+func parseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return time.UnixMilli(ms).UTC(), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("must be an RFC 3339 time or Unix milliseconds")
+	}
+	return t.UTC(), nil
+}
+
+// DedupeKey identifies an event so that a retried request is recognised as the
+// same event: the kind plus the fields that make it a distinct happening. Two
+// answers by the same agent on the same contact leg are one event whatever
+// else differs; two queued reports of the same leg likewise.
+func (e Event) DedupeKey() string {
+	switch e.Kind {
+	case Answered, Transferred:
+		return string(e.Kind) + ":" + e.ContactID + ":" + e.AgentID + ":" + e.AgentUserName + ":" + e.AgentEmail
+	case Queued:
+		return string(e.Kind) + ":" + e.ContactID
+	default: // released: one per call
+		return string(e.Kind)
+	}
+}
+
+// Hash is a short stable digest of the whole event, for logs.
+func (e Event) Hash() string {
+	b, _ := json.Marshal(e)
+	h := sha256.Sum256(append([]byte(e.Kind), b...))
+	return hex.EncodeToString(h[:6])
+}

@@ -1,0 +1,221 @@
+package lifecycle
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ctibridge/ctibridge/store"
+)
+
+// Intake accepts Studio's events: it makes each durable and wakes the
+// reconciler, and never waits for ServiceNow unless asked to.
+type Intake struct {
+	db        *store.DB
+	namespace string
+	pop       ScreenPop
+	rec       *Reconciler
+	states    States
+	keepOpen  bool
+	now       func() time.Time
+}
+
+// NewIntake builds the intake. rec may be nil (a bridge that only accepts).
+func NewIntake(db *store.DB, cfg Config, pop ScreenPop, rec *Reconciler) *Intake {
+	cfg.defaults()
+	return &Intake{db: db, namespace: cfg.Namespace, pop: pop, rec: rec, states: cfg.States, keepOpen: cfg.KeepOpen, now: time.Now}
+}
+
+// Accepted is the answer to an event: enough for Studio's screen pop.
+type Accepted struct {
+	InteractionSysID string
+	ScreenPopURL     string
+	Duplicate        bool   // the same event had been accepted before
+	Number           string // set when known (after a wait)
+}
+
+// Accept stores an event durably. When it returns without error, the event
+// will reach ServiceNow whatever happens to the process.
+func (in *Intake) Accept(ctx context.Context, masterID string, ev Event) (Accepted, error) {
+	if err := ValidateMasterID(masterID); err != nil {
+		return Accepted{}, err
+	}
+	payload, err := json.Marshal(ev)
+	if err != nil {
+		return Accepted{}, fmt.Errorf("encode event: %w", err)
+	}
+	sysID := SysID(in.namespace, masterID)
+	now := in.now()
+	c, added, err := in.db.AddEvent(ctx, store.Event{
+		MasterID: masterID, Kind: string(ev.Kind), DedupeKey: ev.DedupeKey(),
+		OccurredAt: ev.OccurredAt, ReceivedAt: now, Payload: payload,
+	}, sysID)
+	if err != nil {
+		return Accepted{}, err
+	}
+	if added && in.rec != nil {
+		in.rec.Wake()
+	}
+	return Accepted{InteractionSysID: c.SysID, ScreenPopURL: in.pop.URL(c.SysID), Duplicate: !added}, nil
+}
+
+// Wait waits until the interaction exists in ServiceNow (its number is known)
+// or ctx ends, and returns the number, "" if it is not there yet.
+func (in *Intake) Wait(ctx context.Context, masterID string) string {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		c, _, err := in.db.Contact(ctx, masterID)
+		if err == nil {
+			if s, err := decodeSynced(c.Synced); err == nil && s.Number != "" {
+				return s.Number
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ""
+		case <-t.C:
+		}
+	}
+}
+
+// Status is what ctibridge knows about a call.
+type Status struct {
+	MasterID         string    `json:"masterContactId"`
+	InteractionSysID string    `json:"interactionSysId"`
+	Number           string    `json:"number,omitempty"`
+	ScreenPopURL     string    `json:"screenPopUrl"`
+	Phase            string    `json:"phase"`
+	DesiredState     string    `json:"desiredState"`
+	ConfirmedState   string    `json:"confirmedState,omitempty"`
+	InSync           bool      `json:"inSync"`
+	Attempts         int       `json:"attempts"`
+	LastError        string    `json:"lastError,omitempty"`
+	Parked           bool      `json:"parked"`
+	NextAttemptAt    time.Time `json:"nextAttemptAt,omitzero"`
+	Caller           string    `json:"caller,omitempty"`     // caller_phone_number
+	CallerUser       string    `json:"callerUser,omitempty"` // opened_for sys_id
+	CallerName       string    `json:"callerName,omitempty"`
+	CallerMatch      string    `json:"callerMatch,omitempty"` // user, contact, consumer, ambiguous, none, withheld
+	Agent            string    `json:"agent,omitempty"`       // current agent as Studio named them
+	AssignedTo       string    `json:"assignedTo,omitempty"`  // sys_id written
+	ContactIDs       []string  `json:"contactIds,omitempty"`
+	Events           int       `json:"events"`
+	UpdatedAt        time.Time `json:"updatedAt"`
+	Age              string    `json:"age"`
+}
+
+// ErrUnknownContact is returned for a master contact id never seen.
+var ErrUnknownContact = errors.New("unknown contact")
+
+// Status reports what ctibridge knows about one call.
+func (in *Intake) Status(ctx context.Context, masterID string) (Status, error) {
+	c, evs, err := in.db.Contact(ctx, masterID)
+	if errors.Is(err, store.ErrNotFound) {
+		return Status{}, fmt.Errorf("contact %s: %w", masterID, ErrUnknownContact)
+	}
+	if err != nil {
+		return Status{}, err
+	}
+	return in.status(c, evs)
+}
+
+func (in *Intake) status(c store.Contact, evs []store.Event) (Status, error) {
+	call, err := Summarize(c.MasterID, evs)
+	if err != nil {
+		return Status{}, err
+	}
+	s, err := decodeSynced(c.Synced)
+	if err != nil {
+		return Status{}, err
+	}
+	sysID := c.SysID
+	if s.SysID != "" {
+		sysID = s.SysID
+	}
+	st := Status{
+		MasterID: c.MasterID, InteractionSysID: sysID, Number: s.Number, ScreenPopURL: in.pop.URL(sysID),
+		Phase: call.Phase(), DesiredState: call.State(in.states, in.keepOpen), ConfirmedState: s.Fields["state"],
+		InSync: !c.Pending(), Attempts: c.Attempts, LastError: c.LastError, Parked: c.Parked,
+		Caller: s.Fields["caller_phone_number"], CallerUser: s.Fields["opened_for"], AssignedTo: s.Fields["assigned_to"],
+		ContactIDs: call.ContactIDs, Events: len(evs), UpdatedAt: c.UpdatedAt,
+		Age: in.now().Sub(c.CreatedAt).Round(time.Second).String(),
+	}
+	if c.Pending() && !c.Parked {
+		st.NextAttemptAt = c.NextAttemptAt
+	}
+	if c := s.Caller; c != nil {
+		st.CallerName = c.Name
+		switch {
+		case c.Withheld:
+			st.CallerMatch = "withheld"
+		case c.User != "":
+			st.CallerMatch = "user"
+		case c.Contact != "":
+			st.CallerMatch = "contact"
+		case c.Consumer != "":
+			st.CallerMatch = "consumer"
+		case len(c.Candidates) > 1:
+			st.CallerMatch = "ambiguous"
+		default:
+			st.CallerMatch = "none"
+		}
+	}
+	if st.Caller == "" && call.Queued != nil {
+		st.Caller = call.Queued.ANI
+	}
+	if a := call.Agent(); a != nil {
+		st.Agent = a.AgentUserName
+		if st.Agent == "" {
+			st.Agent = a.AgentEmail
+		}
+		if st.Agent == "" {
+			st.Agent = a.AgentID
+		}
+	}
+	return st, nil
+}
+
+// Calls lists recent calls, newest activity first.
+func (in *Intake) Calls(ctx context.Context, f store.ContactFilter) ([]Status, error) {
+	cs, err := in.db.Contacts(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Status, 0, len(cs))
+	for _, c := range cs {
+		_, evs, err := in.db.Contact(ctx, c.MasterID)
+		if err != nil {
+			return nil, err
+		}
+		st, err := in.status(c, evs)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// ValidateMasterID checks a CXone master contact id: CXone ids are numeric,
+// but integrations also use other systems' ids, so letters, digits, '-', '_'
+// and '.' are allowed, 1 to 64 characters. Anything else (slashes, spaces,
+// control characters) is refused.
+func ValidateMasterID(id string) error {
+	if id == "" || len(id) > 64 {
+		return &FieldError{"masterContactId", "must be 1 to 64 characters"}
+	}
+	for _, r := range id {
+		switch {
+		case r >= '0' && r <= '9', r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r == '-', r == '_', r == '.':
+		default:
+			return &FieldError{"masterContactId", fmt.Sprintf("contains %q; only letters, digits, '-', '_' and '.' are allowed", r)}
+		}
+	}
+	if id == "." || id == ".." {
+		return &FieldError{"masterContactId", "must not be . or .."}
+	}
+	return nil
+}

@@ -1,0 +1,361 @@
+package lifecycle
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+)
+
+// synced is what ServiceNow is known to hold for one call: the reconciler's
+// memory between attempts, stored with the contact. Fields holds the values
+// last written (or read back), so only differences are sent.
+type synced struct {
+	Created   bool                 `json:"created,omitempty"`
+	SysID     string               `json:"sysId,omitempty"` // differs from the derived one only if the instance ignored it
+	Number    string               `json:"number,omitempty"`
+	Fields    map[string]string    `json:"fields,omitempty"`
+	Notes     []string             `json:"notes,omitempty"`   // keys of work notes written
+	Related   []string             `json:"related,omitempty"` // table:sys_id of related records linked
+	Caller    *Caller              `json:"caller,omitempty"`  // identification, done once per ANI
+	CallerANI string               `json:"callerAni,omitempty"`
+	Agents    map[string]AgentUser `json:"agents,omitempty"` // per agent key, resolved once per call
+}
+
+func decodeSynced(b []byte) (synced, error) {
+	var s synced
+	if len(b) == 0 {
+		return s, nil
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		return s, fmt.Errorf("decode synced state: %w", err)
+	}
+	return s, nil
+}
+
+func (s synced) encode() []byte {
+	b, _ := json.Marshal(s)
+	return b
+}
+
+func (s synced) hasNote(key string) bool { return slices.Contains(s.Notes, key) }
+
+// note is a work note to write exactly once, identified by key.
+type note struct {
+	key  string
+	text string
+}
+
+// desired is the interaction as the call's events say it should be.
+type desired struct {
+	fields map[string]string
+	notes  []note
+}
+
+func agentKey(e Event) string {
+	return e.AgentID + "|" + strings.ToLower(e.AgentUserName) + "|" + strings.ToLower(e.AgentEmail)
+}
+
+func agentLabel(e Event, u AgentUser) string {
+	name := e.AgentUserName
+	if name == "" {
+		name = e.AgentEmail
+	}
+	if u.Name != "" {
+		name = u.Name
+	}
+	if e.AgentID != "" {
+		if name == "" {
+			return "CXone agent " + e.AgentID
+		}
+		return fmt.Sprintf("%s (CXone agent %s)", name, e.AgentID)
+	}
+	if name == "" {
+		return "an unidentified agent"
+	}
+	return name
+}
+
+// want computes the desired interaction. It needs the caller and agents
+// already resolved into s.
+func (r *Reconciler) want(call Call, s synced) desired {
+	d := desired{fields: map[string]string{
+		"type":      "phone",
+		"direction": "inbound",
+		"state":     call.State(r.cfg.States, r.cfg.KeepOpen),
+	}}
+	if q := call.Queued; q != nil {
+		if q.Direction != "" {
+			d.fields["direction"] = q.Direction
+		}
+		number := q.ANI
+		if s.Caller != nil && s.Caller.Number != "" {
+			number = s.Caller.Number
+		}
+		d.fields["caller_phone_number"] = number
+		d.fields["short_description"] = shortDescription(number, q)
+		if c := s.Caller; c != nil {
+			for field, v := range map[string]string{"opened_for": c.User, "contact": c.Contact, "account": c.Account, "consumer": c.Consumer} {
+				if v != "" {
+					d.fields[field] = v
+				}
+			}
+			if len(c.Candidates) > 1 {
+				d.notes = append(d.notes, note{"callers:" + q.ANI, fmt.Sprintf(
+					"ctibridge: %d records match caller number %s; none was chosen. Candidates: %s",
+					len(c.Candidates), number, strings.Join(c.Candidates, ", "))})
+			}
+		}
+		r.mapFields(d.fields, q)
+	}
+	var prev *Event
+	for i := range call.Agents {
+		e := call.Agents[i]
+		u := s.Agents[agentKey(e)]
+		if u.SysID == "" {
+			d.notes = append(d.notes, note{"unmapped:" + agentKey(e), fmt.Sprintf(
+				"ctibridge: %s has no ServiceNow user (agent id %q, user name %q, e-mail %q); the interaction is not assigned to them.",
+				agentLabel(e, u), e.AgentID, e.AgentUserName, e.AgentEmail)})
+		}
+		if (prev == nil && e.Kind == Transferred) || (prev != nil && agentKey(*prev) != agentKey(e)) {
+			from := "the queue"
+			if prev != nil {
+				from = agentLabel(*prev, s.Agents[agentKey(*prev)])
+			}
+			d.notes = append(d.notes, note{"transfer:" + e.DedupeKey(), fmt.Sprintf(
+				"ctibridge: call transferred from %s to %s.", from, agentLabel(e, u))})
+		}
+		prev = &call.Agents[i]
+		r.mapFields(d.fields, &e)
+	}
+	if a := call.Agent(); a != nil {
+		// An unmapped agent clears the assignment rather than leaving the
+		// previous agent's name on a call they no longer have.
+		d.fields["assigned_to"] = s.Agents[agentKey(*a)].SysID
+	}
+	if rel := call.Released; rel != nil {
+		var parts []string
+		for _, kv := range [][2]string{{"reason", rel.Reason}, {"disposition", rel.Disposition}, {"notes", rel.Notes}} {
+			if kv[1] != "" {
+				parts = append(parts, kv[0]+": "+kv[1])
+			}
+		}
+		text := "ctibridge: call ended."
+		if !call.Answered() {
+			text = "ctibridge: caller hung up before an agent answered."
+		}
+		if len(parts) > 0 {
+			text += " " + strings.Join(parts, "; ")
+		}
+		d.notes = append(d.notes, note{"released", text})
+		r.mapFields(d.fields, rel)
+	}
+	return d
+}
+
+func shortDescription(number string, q *Event) string {
+	if number == "" {
+		number = "a withheld number"
+	}
+	desc := "Phone call from " + number
+	if q.SkillName != "" {
+		desc += ", skill " + q.SkillName
+	} else if q.Skill != "" {
+		desc += ", skill " + q.Skill
+	}
+	if q.ContactID != "" {
+		desc += ", CXone contact " + q.ContactID
+	}
+	return desc
+}
+
+// mapFields applies the configured call-attribute → interaction-field map.
+func (r *Reconciler) mapFields(fields map[string]string, e *Event) {
+	for attr, field := range r.cfg.FieldMap {
+		if v := e.attribute(attr); v != "" {
+			fields[field] = v
+		}
+	}
+}
+
+// attribute returns a call attribute by the name Studio used for it.
+func (e *Event) attribute(name string) string {
+	switch name {
+	case "contactId":
+		return e.ContactID
+	case "ani":
+		return e.ANI
+	case "dnis":
+		return e.DNIS
+	case "skill":
+		return e.Skill
+	case "skillName":
+		return e.SkillName
+	case "pointOfContact":
+		return e.PointOfContact
+	case "direction":
+		return e.Direction
+	case "agentId":
+		return e.AgentID
+	case "agentUserName":
+		return e.AgentUserName
+	case "agentEmail":
+		return e.AgentEmail
+	case "reason":
+		return e.Reason
+	case "disposition":
+		return e.Disposition
+	}
+	return e.Extra[name]
+}
+
+// step is one ServiceNow operation, named for the error log.
+type step string
+
+const (
+	stepIdentify = step("identify caller")
+	stepAgent    = step("map agent")
+	stepCreate   = step("create interaction")
+	stepUpdate   = step("update interaction")
+	stepRelated  = step("link related records")
+)
+
+// stepError says which step failed.
+type stepError struct {
+	step step
+	err  error
+}
+
+func (e *stepError) Error() string { return string(e.step) + ": " + e.err.Error() }
+func (e *stepError) Unwrap() error { return e.err }
+
+func failed(st step, err error) error { return &stepError{st, err} }
+
+// sync brings ServiceNow in line with the call. It returns the synced state
+// reached, also on error, so progress survives a failed attempt.
+func (r *Reconciler) sync(ctx context.Context, masterID, sysID string, call Call, s synced) (synced, error) {
+	if s.SysID == "" {
+		s.SysID = sysID
+	}
+	if q := call.Queued; q != nil && r.callers != nil && (s.Caller == nil || s.CallerANI != q.ANI) {
+		c, err := r.callers.FindCaller(ctx, q.ANI)
+		if err != nil {
+			return s, failed(stepIdentify, err)
+		}
+		s.Caller, s.CallerANI = &c, q.ANI
+	}
+	for _, e := range call.Agents {
+		k := agentKey(e)
+		if _, ok := s.Agents[k]; ok {
+			continue
+		}
+		u, err := r.agents.FindAgent(ctx, Agent{ID: e.AgentID, UserName: e.AgentUserName, Email: e.AgentEmail})
+		if err != nil {
+			return s, failed(stepAgent, err)
+		}
+		if u.SysID == "" && r.warn != nil {
+			r.warn.Warn(ctx, "unmapped-agent:"+k, string(stepAgent), fmt.Sprintf(
+				"CXone agent %s has no ServiceNow user (user name %q, e-mail %q); interactions stay unassigned",
+				agentLabel(e, u), e.AgentUserName, e.AgentEmail), r.cfg.WarnWindow)
+		}
+		if s.Agents == nil {
+			s.Agents = map[string]AgentUser{}
+		}
+		s.Agents[k] = u
+	}
+
+	d := r.want(call, s)
+	var pending []note
+	for _, n := range d.notes {
+		if !s.hasNote(n.key) {
+			pending = append(pending, n)
+		}
+	}
+	if !s.Created {
+		fields := maps.Clone(d.fields)
+		addNotes(fields, pending)
+		res, err := r.sn.insert(ctx, r.cfg.Table, s.SysID, fields)
+		switch {
+		case errors.Is(err, errExists):
+			// Created by an earlier attempt whose outcome we did not record.
+			// What it holds is unknown: read it back, or failing that assume
+			// nothing and write every field.
+			current, gerr := r.sn.get(ctx, r.cfg.Table, s.SysID)
+			if gerr != nil && !errors.Is(gerr, errUnreadable) {
+				return s, failed(stepCreate, gerr)
+			}
+			s.Created, s.Number, s.Fields = true, current["number"], current
+		case err != nil:
+			return s, failed(stepCreate, err)
+		default:
+			s.Created, s.SysID, s.Number, s.Fields = true, res.sysID, res.number, d.fields
+			for _, n := range pending {
+				s.Notes = append(s.Notes, n.key)
+			}
+			pending = nil
+		}
+	}
+	patch := map[string]string{}
+	for k, v := range d.fields {
+		if cur, ok := s.Fields[k]; !ok || cur != v {
+			patch[k] = v
+		}
+	}
+	if len(patch) > 0 || len(pending) > 0 {
+		send := maps.Clone(patch)
+		addNotes(send, pending)
+		if err := r.sn.patch(ctx, r.cfg.Table, s.SysID, send); err != nil {
+			return s, failed(stepUpdate, err)
+		}
+		if s.Fields == nil {
+			s.Fields = map[string]string{}
+		}
+		maps.Copy(s.Fields, patch)
+		for _, n := range pending {
+			s.Notes = append(s.Notes, n.key)
+		}
+	}
+	if err := r.linkRelated(ctx, &s); err != nil {
+		return s, failed(stepRelated, err)
+	}
+	return s, nil
+}
+
+// addNotes puts pending work notes into one write: each write of work_notes
+// is one journal entry, so several notes share an entry, separated by a
+// blank line, in the order the call produced them.
+func addNotes(fields map[string]string, pending []note) {
+	if len(pending) == 0 {
+		return
+	}
+	texts := make([]string, len(pending))
+	for i, n := range pending {
+		texts[i] = n.text
+	}
+	fields["work_notes"] = strings.Join(texts, "\n\n")
+}
+
+// linkRelated creates one interaction_related_record per open task of the
+// caller. The record's sys_id is derived, so a retried job cannot link twice.
+func (r *Reconciler) linkRelated(ctx context.Context, s *synced) error {
+	if s.Caller == nil || len(s.Caller.Related) == 0 {
+		return nil
+	}
+	for _, t := range s.Caller.Related {
+		key := t.Table + ":" + t.SysID
+		if slices.Contains(s.Related, key) {
+			continue
+		}
+		_, err := r.sn.insert(ctx, "interaction_related_record", relatedSysID(s.SysID, t.Table, t.SysID), map[string]string{
+			"interaction": s.SysID, "document_table": t.Table, "document_id": t.SysID, "type": "task",
+		})
+		if err != nil && !errors.Is(err, errExists) {
+			return err
+		}
+		s.Related = append(s.Related, key)
+	}
+	return nil
+}

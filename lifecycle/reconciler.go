@@ -1,0 +1,265 @@
+package lifecycle
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	mrand "math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/ctibridge/ctibridge/servicenow"
+	"github.com/ctibridge/ctibridge/store"
+)
+
+// Config tunes the lifecycle.
+type Config struct {
+	Namespace string            // sys_id namespace; distinct per deployment writing to one instance
+	Table     string            // "interaction"
+	States    States            // state names written
+	KeepOpen  bool              // leave answered interactions open on release
+	FieldMap  map[string]string // call attribute → interaction field
+
+	Workers      int           // concurrent reconcilers (default 4)
+	Lease        time.Duration // how long a worker owns a contact (default 2m)
+	JobTimeout   time.Duration // bound on one attempt (default 1m, below Lease)
+	PollInterval time.Duration // how often idle workers look for due work (default 1s)
+	MinBackoff   time.Duration // first retry delay (default 1s)
+	MaxBackoff   time.Duration // retry delay cap (default 5m)
+	AlertAfter   int           // failed attempts before a transient failure enters the error log (default 3)
+	GiveUpAfter  time.Duration // stop retrying a transient failure after this long (default 24h)
+	WarnWindow   time.Duration // one warning per key per window (default 1h)
+}
+
+func (c *Config) defaults() {
+	if c.Table == "" {
+		c.Table = "interaction"
+	}
+	if c.States == (States{}) {
+		c.States = DefaultStates()
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if c.Workers <= 0 {
+		c.Workers = 4
+	}
+	def(&c.Lease, 2*time.Minute)
+	def(&c.JobTimeout, time.Minute)
+	def(&c.PollInterval, time.Second)
+	def(&c.MinBackoff, time.Second)
+	def(&c.MaxBackoff, 5*time.Minute)
+	def(&c.GiveUpAfter, 24*time.Hour)
+	def(&c.WarnWindow, time.Hour)
+	if c.AlertAfter <= 0 {
+		c.AlertAfter = 3
+	}
+}
+
+// Observer receives job outcomes for metrics. Any method may be nil-safe no-op.
+type Observer interface {
+	JobDone(outcome string, d time.Duration) // outcome: "synced", "retry", "parked"
+}
+
+// Reconciler runs the workers that bring ServiceNow in line with the calls in
+// the store. It is level-triggered: it compares what the events ask for with
+// what ServiceNow is known to hold and does what is missing, so duplicate,
+// late and out-of-order events are harmless by construction.
+type Reconciler struct {
+	cfg     Config
+	db      *store.DB
+	sn      tableAPI
+	callers CallerFinder
+	agents  AgentFinder
+	warn    Warner
+	log     *slog.Logger
+	obs     Observer
+	owner   string
+	wake    chan struct{}
+	now     func() time.Time
+}
+
+// Deps are the reconciler's collaborators. Callers may be nil (no caller
+// identification); Agents is required.
+type Deps struct {
+	DB       *store.DB
+	SN       *servicenow.Client
+	Callers  CallerFinder
+	Agents   AgentFinder
+	Logger   *slog.Logger
+	Observer Observer
+}
+
+// NewReconciler builds a reconciler; call Run to start its workers.
+func NewReconciler(cfg Config, d Deps) *Reconciler {
+	cfg.defaults()
+	b := make([]byte, 6)
+	rand.Read(b)
+	r := &Reconciler{
+		cfg: cfg, db: d.DB, sn: snowClient{d.SN}, callers: d.Callers, agents: d.Agents, obs: d.Observer,
+		log: d.Logger, owner: "w-" + hex.EncodeToString(b), wake: make(chan struct{}, 1), now: time.Now,
+	}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	r.warn = DBWarner{DB: d.DB, Log: r.log}
+	return r
+}
+
+// Wake tells idle workers that work may be due (an event was just accepted).
+func (r *Reconciler) Wake() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run works until ctx is cancelled, then lets running attempts finish (each is
+// bounded by JobTimeout) and returns.
+func (r *Reconciler) Run(ctx context.Context) error {
+	if r.db.Dialect() == "sqlite" {
+		// A SQLite file has one bridge: leases left by a killed process are ours.
+		if err := r.db.ReleaseLeases(ctx, r.owner); err != nil {
+			return err
+		}
+	}
+	var wg sync.WaitGroup
+	for i := range r.cfg.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.work(ctx, fmt.Sprintf("%s-%d", r.owner, i))
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+func (r *Reconciler) work(ctx context.Context, owner string) {
+	ticker := time.NewTicker(r.cfg.PollInterval)
+	defer ticker.Stop()
+	for ctx.Err() == nil {
+		did, err := r.RunOnce(context.WithoutCancel(ctx), owner)
+		if err != nil {
+			r.log.Error("reconcile", "err", err)
+		}
+		if did {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+		case <-r.wake:
+		case <-ticker.C:
+		}
+	}
+}
+
+// RunOnce claims one due contact and reconciles it. It reports whether there
+// was one. A shutdown does not cut an attempt short: each is bounded by
+// JobTimeout, and the lease outlives it.
+func (r *Reconciler) RunOnce(ctx context.Context, owner string) (bool, error) {
+	c, evs, err := r.db.Claim(ctx, owner, r.cfg.Lease)
+	if err != nil || c == nil {
+		return false, err
+	}
+	start := r.now()
+	jctx, cancel := context.WithTimeout(ctx, r.cfg.JobTimeout)
+	defer cancel()
+	s, err := decodeSynced(c.Synced)
+	if err == nil {
+		var call Call
+		call, err = Summarize(c.MasterID, evs)
+		if err == nil {
+			s, err = r.sync(jctx, c.MasterID, c.SysID, call, s)
+		}
+	}
+	if err == nil {
+		if derr := r.db.Done(ctx, owner, c.MasterID, c.Version, s.encode()); derr != nil {
+			return true, derr
+		}
+		if c.Attempts > 0 {
+			r.db.ResolveErrors(ctx, c.MasterID)
+		}
+		r.observe("synced", start)
+		r.log.Info("synced", "contact", c.MasterID, "sys_id", s.SysID, "number", s.Number, "version", c.Version)
+		return true, nil
+	}
+	return true, r.fail(ctx, owner, c, s, err, start)
+}
+
+func (r *Reconciler) fail(ctx context.Context, owner string, c *store.Contact, s synced, err error, start time.Time) error {
+	f := classify(err)
+	attempts := c.Attempts + 1
+	age := r.now().Sub(c.CreatedAt)
+	park := f.permanent || age > r.cfg.GiveUpAfter
+	next := r.now().Add(r.backoff(attempts, f.retryAfter))
+	op := "sync interaction"
+	var se *stepError
+	if errors.As(err, &se) {
+		op = string(se.step)
+	}
+	if park || attempts >= r.cfg.AlertAfter {
+		_, _, lerr := r.db.RecordError(ctx, store.ErrorEntry{
+			MasterID: c.MasterID, Operation: op, Severity: store.SeverityError, Status: f.status,
+			Message: f.message, Detail: f.detail, Attempts: attempts, DedupeKey: "contact:" + c.MasterID,
+		}, 365*24*time.Hour)
+		if lerr != nil {
+			r.log.Error("error log", "err", lerr)
+		}
+	}
+	outcome := "retry"
+	if park {
+		outcome = "parked"
+	}
+	r.observe(outcome, start)
+	r.log.Warn("sync failed", "contact", c.MasterID, "step", op, "attempt", attempts, "parked", park,
+		"next", next.Format(time.RFC3339), "err", err)
+	return r.db.Defer(ctx, owner, c.MasterID, c.Version, s.encode(), err.Error(), next, park)
+}
+
+// backoff is exponential with full jitter, never shorter than what ServiceNow
+// asked for with Retry-After.
+func (r *Reconciler) backoff(attempt int, retryAfter time.Duration) time.Duration {
+	d := float64(r.cfg.MinBackoff) * math.Pow(2, float64(attempt-1))
+	if d > float64(r.cfg.MaxBackoff) {
+		d = float64(r.cfg.MaxBackoff)
+	}
+	wait := time.Duration(d/2 + mrand.Float64()*d/2)
+	return max(wait, retryAfter)
+}
+
+func (r *Reconciler) observe(outcome string, start time.Time) {
+	if r.obs != nil {
+		r.obs.JobDone(outcome, r.now().Sub(start))
+	}
+}
+
+// DBWarner writes warnings to the error log, once per key per window.
+type DBWarner struct {
+	DB  *store.DB
+	Log *slog.Logger
+}
+
+// Warn implements Warner.
+func (w DBWarner) Warn(ctx context.Context, key, operation, message string, window time.Duration) {
+	_, created, err := w.DB.RecordError(ctx, store.ErrorEntry{
+		Operation: operation, Severity: store.SeverityWarning, Message: message, DedupeKey: key,
+	}, window)
+	if err != nil {
+		w.Log.Error("error log", "err", err)
+	} else if created {
+		w.Log.Warn(message, "key", key)
+	}
+}
+
+// Agents returns the agent finder in use.
+func (r *Reconciler) Agents() AgentFinder { return r.agents }
+
+// Callers returns the caller finder in use (nil when identification is off).
+func (r *Reconciler) Callers() CallerFinder { return r.callers }

@@ -1,0 +1,33 @@
+package lifecycle
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// tableAPI is the part of ServiceNow the reconciler writes to, in its own
+// terms. snowClient (servicenow_adapter.go) implements it over the client.
+type tableAPI interface {
+	insert(ctx context.Context, table, sysID string, fields map[string]string) (inserted, error)
+	patch(ctx context.Context, table, sysID string, fields map[string]string) error
+	get(ctx context.Context, table, sysID string) (map[string]string, error)
+}
+
+type inserted struct{ sysID, number string }
+
+var (
+	// errExists: a record with the chosen sys_id exists already.
+	errExists = errors.New("record exists")
+	// errUnreadable: the integration user may not read the record back.
+	errUnreadable = errors.New("record not readable")
+)
+
+// failure is an error as the retry policy and the error log see it.
+type failure struct {
+	status     int
+	message    string
+	detail     string
+	permanent  bool
+	retryAfter time.Duration
+}
