@@ -52,6 +52,7 @@ func setup(t *testing.T, opts ...option) *env {
 		t.Fatal(err)
 	}
 	cfg.Lifecycle.MaxBackoff = 300 * time.Millisecond
+	cfg.Selected().RequestsPerHour = -1 // the simulator is not rate limited unless a test says so
 	for _, o := range opts {
 		o(cfg)
 	}
@@ -249,7 +250,7 @@ func TestAnsweredTransferredReleased(t *testing.T) {
 	if rec["assigned_to"] != e.userID("asmith") {
 		t.Errorf("after transfer: assigned_to %q, want asmith", rec["assigned_to"])
 	}
-	if n := e.notes(r.InteractionSysID); !strings.Contains(n, "transferred from") || !strings.Contains(n, "asmith") {
+	if n := e.notes(r.InteractionSysID); !strings.Contains(n, "transferred from John Doe") || !strings.Contains(n, "to Anna Smith") {
 		t.Errorf("no hand-off work note: %q", n)
 	}
 	e.post("6001", "released", map[string]any{"reason": "agent hung up", "disposition": "resolved"})

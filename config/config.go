@@ -53,8 +53,8 @@ type Environment struct {
 	// Workspace picks the screen-pop URL: agent (Agent Workspace, default),
 	// csm, sow, classic, or a template with {instance} and {sys_id}.
 	Workspace       string        `yaml:"workspace"`
-	RequestsPerHour int           `yaml:"requestsPerHour"` // budget under the instance's rate limit (default 10000)
-	Burst           int           `yaml:"burst"`           // default 20
+	RequestsPerHour int           `yaml:"requestsPerHour"` // budget under the instance's rate limit (default 36000; -1 = none)
+	Burst           int           `yaml:"burst"`           // default 50
 	MaxConcurrent   int           `yaml:"maxConcurrent"`   // default 8
 	Timeout         time.Duration `yaml:"timeout"`         // per request, default 10s
 }
@@ -215,6 +215,15 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 	if v := getenv("CTIBRIDGE_LOG_LEVEL"); v != "" {
 		c.Log.Level = v
 	}
+	if v := getenv("CTIBRIDGE_SN_REQUESTS_PER_HOUR"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("config: CTIBRIDGE_SN_REQUESTS_PER_HOUR=%q is not a number", v)
+		}
+		for _, e := range c.Environments {
+			e.RequestsPerHour = n
+		}
+	}
 	if v := getenv("CTIBRIDGE_WORKERS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -258,10 +267,10 @@ func (c *Config) defaults() {
 			e.Workspace = "agent"
 		}
 		if e.RequestsPerHour == 0 {
-			e.RequestsPerHour = 10000
+			e.RequestsPerHour = 36000
 		}
 		if e.Burst == 0 {
-			e.Burst = 20
+			e.Burst = 50
 		}
 		if e.MaxConcurrent == 0 {
 			e.MaxConcurrent = 8
@@ -314,8 +323,8 @@ func (c *Config) Validate() error {
 		if _, err := lifecycle.NewScreenPop(e.Instance, e.Workspace); err != nil {
 			bad("%s.workspace: %v", p, err)
 		}
-		if e.RequestsPerHour < 0 || e.Burst < 0 || e.MaxConcurrent < 0 || e.Timeout < 0 {
-			bad("%s: requestsPerHour, burst, maxConcurrent and timeout must not be negative", p)
+		if e.RequestsPerHour < -1 || e.Burst < 0 || e.MaxConcurrent < 0 || e.Timeout < 0 {
+			bad("%s: burst, maxConcurrent and timeout must not be negative; requestsPerHour is -1 (no budget) or more", p)
 		}
 	}
 	if len(c.APIKeys)+len(c.PlainAPIKeys) == 0 {

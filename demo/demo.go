@@ -92,6 +92,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	cfg.Lifecycle.MaxBackoff = 2 * time.Second
+	cfg.Selected().RequestsPerHour = 360000
 	b, err := bridge.New(ctx, cfg, log)
 	if err != nil {
 		return err
