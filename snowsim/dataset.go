@@ -44,6 +44,16 @@ type OAuthClient struct {
 	RunAs  string `json:"runAs" yaml:"runAs"`
 }
 
+// BuiltinUsers are present in every simulator unless a dataset defines a
+// user of the same name: admin/admin (every right) and
+// cti_integration/cti_integration (the integration user's rights).
+func BuiltinUsers() []User {
+	return []User{
+		{UserName: "admin", Password: "admin", Roles: []string{"admin"}, Fields: map[string]string{"name": "System Administrator", "email": "admin@example.com"}},
+		{UserName: "cti_integration", Password: "cti_integration", Roles: []string{"cti_integration"}, Fields: map[string]string{"name": "CTI Integration"}},
+	}
+}
+
 // BuiltinRoles are always defined; a dataset may add or override roles.
 func BuiltinRoles() map[string]Role {
 	return map[string]Role{
@@ -153,10 +163,7 @@ func GenerateDataset(n int, seed uint64) *Dataset {
 	}
 	id := func(kind string, i int) string { return deterministicID(kind, i) }
 
-	d.Users = append(d.Users,
-		User{UserName: "admin", Password: "admin", Roles: []string{"admin"}, Fields: map[string]string{"name": "System Administrator", "email": "admin@example.com"}},
-		User{UserName: "cti_integration", Password: "cti_integration", Roles: []string{"cti_integration"}, Fields: map[string]string{"name": "CTI Integration"}},
-	)
+	d.Users = append(d.Users, BuiltinUsers()...)
 	for _, a := range defaultAgents {
 		d.Users = append(d.Users, User{UserName: a.user, Password: a.user, Roles: []string{"agent"}, Fields: map[string]string{
 			"first_name": a.first, "last_name": a.last, "name": a.first + " " + a.last, "email": a.user + "@example.com", "title": "Contact Centre Agent",

@@ -89,7 +89,9 @@ type Server struct {
 
 type table struct {
 	rows  map[string]map[string]string
-	order []string // insertion order of sys_ids (deleted ones skipped)
+	order []string                       // insertion order of sys_ids (deleted ones skipped)
+	seq   map[string]int                 // sys_id → position in order
+	index map[string]map[string][]string // field → lower-cased value → sys_ids (index.go)
 }
 
 type token struct {
@@ -126,7 +128,7 @@ func New(opts Options) *Server {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	for name := range schema {
-		s.tables[name] = &table{rows: map[string]map[string]string{}}
+		s.tables[name] = newTable()
 	}
 	s.clients["ctibridge"] = OAuthClient{ID: "ctibridge", Secret: "ctibridge-secret", RunAs: "cti_integration"}
 	for _, c := range opts.Data.OAuthClients {
@@ -135,8 +137,15 @@ func New(opts Options) *Server {
 	for name := range s.roles {
 		s.insertRow("sys_user_role", map[string]string{"sys_id": deterministicID("role:"+name, 0), "name": name}, "system")
 	}
+	defined := map[string]bool{}
 	for _, u := range opts.Data.Users {
 		s.putUser(u)
+		defined[u.UserName] = true
+	}
+	for _, u := range BuiltinUsers() {
+		if !defined[u.UserName] {
+			s.putUser(u)
+		}
 	}
 	for t, rows := range opts.Data.Tables {
 		for _, r := range rows {
@@ -187,7 +196,7 @@ func (s *Server) insertRow(tableName string, in map[string]string, by string) ma
 		if row["opened_at"] == "" {
 			row["opened_at"] = now
 		}
-		closeInteraction(row, now)
+		closeInteraction(row, now, func(r map[string]string, k, v string) { r[k] = v })
 	}
 	if tableName == "sys_user" {
 		s.userIDs[row["user_name"]] = row["sys_id"]
@@ -196,22 +205,21 @@ func (s *Server) insertRow(tableName string, in map[string]string, by string) ma
 		s.password[row["user_name"]] = in["user_password"]
 	}
 	delete(row, "user_password") // stored apart; never returned
-	t.rows[row["sys_id"]] = row
-	t.order = append(t.order, row["sys_id"])
+	t.insert(row)
 	s.journal(tableName, row["sys_id"], in, by)
 	return row
 }
 
 // closeInteraction mimics the interaction table's business rules: a closed
 // state makes the record inactive and stamps closed_at.
-func closeInteraction(row map[string]string, now string) {
+func closeInteraction(row map[string]string, now string, set func(row map[string]string, field, value string)) {
 	if strings.HasPrefix(row["state"], "closed") {
-		row["active"] = "false"
+		set(row, "active", "false")
 		if row["closed_at"] == "" {
-			row["closed_at"] = now
+			set(row, "closed_at", now)
 		}
 	} else if row["state"] != "" {
-		row["active"] = "true"
+		set(row, "active", "true")
 	}
 }
 
@@ -242,9 +250,10 @@ func (s *Server) putUser(u User) error {
 		u.SysID = deterministicID("user:"+u.UserName, 0)
 	}
 	row["sys_id"] = u.SysID
-	if old, ok := s.tables["sys_user"].rows[u.SysID]; ok {
+	if users := s.tables["sys_user"]; users.rows[u.SysID] != nil {
+		old := users.rows[u.SysID]
 		for k, v := range row {
-			old[k] = v
+			users.set(old, k, v)
 		}
 	} else {
 		s.insertRow("sys_user", row, "system")
@@ -254,7 +263,7 @@ func (s *Server) putUser(u User) error {
 	links := s.tables["sys_user_has_role"]
 	for id, r := range links.rows {
 		if r["user"] == u.SysID {
-			delete(links.rows, id)
+			links.remove(id)
 		}
 	}
 	for _, role := range u.Roles {

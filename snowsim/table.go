@@ -272,16 +272,29 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, user, tableName st
 		return false
 	})
 
+	t := s.tables[tableName]
 	s.mu.RLock()
+	if missing := t.missingIndexes(query); len(missing) > 0 {
+		s.mu.RUnlock()
+		s.mu.Lock()
+		for _, f := range missing {
+			t.buildIndex(f)
+		}
+		s.mu.Unlock()
+		s.mu.RLock()
+	}
 	defer s.mu.RUnlock()
 	if !s.allowed(user, tableName, 'r') {
 		notAuthorized(w, tableName, "read")
 		return
 	}
-	t := s.tables[tableName]
 	var matched []map[string]string
 	if !(invalid && s.opts.InvalidQueryReturnsNoRows) {
-		for _, id := range t.order {
+		ids, ok := t.candidates(query)
+		if !ok {
+			ids = t.order
+		}
+		for _, id := range ids {
 			row, ok := t.rows[id]
 			if !ok {
 				continue
@@ -481,7 +494,8 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request, user, tableName,
 		notAuthorized(w, tableName, "write")
 		return
 	}
-	row, ok := s.tables[tableName].rows[sysID]
+	t := s.tables[tableName]
+	row, ok := t.rows[sysID]
 	if !ok {
 		writeError(w, http.StatusNotFound, "No Record found", "Record doesn't exist or ACL restricts the record retrieval")
 		return
@@ -497,18 +511,19 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request, user, tableName,
 			s.password[row["user_name"]] = v
 			continue
 		}
-		row[k] = v
+		t.set(row, k, v)
 	}
 	now := s.now().UTC().Format(timeFormat)
 	if tableName == "interaction" {
-		closeInteraction(row, now)
+		closeInteraction(row, now, t.set)
 	}
 	if tableName == "sys_user" {
 		s.userIDs[row["user_name"]] = sysID
 	}
 	n, _ := strconv.Atoi(row["sys_mod_count"])
-	row["sys_mod_count"] = strconv.Itoa(n + 1)
-	row["sys_updated_on"], row["sys_updated_by"] = now, user
+	t.set(row, "sys_mod_count", strconv.Itoa(n+1))
+	t.set(row, "sys_updated_on", now)
+	t.set(row, "sys_updated_by", user)
 	s.journal(tableName, sysID, vals, user)
 	writeResult(w, http.StatusOK, s.render(tableName, row, o))
 }
@@ -524,6 +539,6 @@ func (s *Server) remove(w http.ResponseWriter, r *http.Request, user, tableName,
 		writeError(w, http.StatusNotFound, "No Record found", "Record doesn't exist or ACL restricts the record retrieval")
 		return
 	}
-	delete(s.tables[tableName].rows, sysID)
+	s.tables[tableName].remove(sysID)
 	w.WriteHeader(http.StatusNoContent)
 }
