@@ -111,6 +111,9 @@ func Spellings(n Number) []string {
 	intl := phonenumbers.Format(num, phonenumbers.INTERNATIONAL) // +44 20 7946 0958
 	add(separators(intl)...)
 	add(separators(strings.TrimPrefix(intl, "+"))...)
+	if cc != "1" {
+		add(separators("00" + strings.TrimPrefix(intl, "+"))...) // 0044 20 7946 0958
+	}
 	nat := phonenumbers.Format(num, phonenumbers.NATIONAL) // (801) 320-3420, 020 7946 0958
 	add(nat, digitsOnly(nat), nsn)
 	if !strings.Contains(nat, "(") {
@@ -152,6 +155,15 @@ func Same(stored string, n Number, region string) bool {
 	}
 	for _, r := range []string{region, n.Region} {
 		if p := Parse(stored, r); p.E164 == n.E164 {
+			return true
+		}
+	}
+	// 00 and 011 are international prefixes in most of the world and in
+	// North America: a stored "0044…" or "01144…" is "+44…" wherever it was
+	// typed.
+	d := digitsOnly(stored)
+	for _, idd := range []string{"00", "011"} {
+		if rest, ok := strings.CutPrefix(d, idd); ok && Parse("+"+rest, region).E164 == n.E164 {
 			return true
 		}
 	}

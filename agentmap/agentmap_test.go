@@ -1,0 +1,144 @@
+package agentmap_test
+
+import (
+	"context"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ctibridge/ctibridge/agentmap"
+	"github.com/ctibridge/ctibridge/lifecycle"
+	"github.com/ctibridge/ctibridge/servicenow"
+	"github.com/ctibridge/ctibridge/snowsim"
+)
+
+func setup(t *testing.T, o agentmap.Options) (*agentmap.Finder, *snowsim.Server) {
+	t.Helper()
+	sim := snowsim.New(snowsim.Options{})
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	sn, err := servicenow.New(servicenow.Config{Instance: srv.URL, RequestsPerHour: -1,
+		Auth: servicenow.Auth{Method: servicenow.AuthBasic, Username: "cti_integration", Password: "cti_integration"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := agentmap.New(sn, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, sim
+}
+
+func userID(sim *snowsim.Server, name string) string {
+	if name == "" {
+		return ""
+	}
+	for _, u := range sim.Records("sys_user") {
+		if u["user_name"] == name {
+			return u["sys_id"]
+		}
+	}
+	return ""
+}
+
+func find(t *testing.T, f *agentmap.Finder, a lifecycle.Agent) lifecycle.AgentUser {
+	t.Helper()
+	u, err := f.FindAgent(context.Background(), a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func TestStrategies(t *testing.T) {
+	dir := t.TempDir()
+	csvPath := filepath.Join(dir, "agents.csv")
+	// Built-in users have fixed sys_ids, so the map can name one.
+	dprince := userID(snowsim.New(snowsim.Options{}), "dprince")
+	os.WriteFile(csvPath, []byte("agent_id,servicenow\n5001,ckent\n5002,"+dprince+"\n"), 0o600)
+	f, sim := setup(t, agentmap.Options{MapFile: csvPath})
+	for _, tc := range []struct {
+		name string
+		a    lifecycle.Agent
+		want string // user_name, "" = unmapped
+		how  string
+	}{
+		{"map to user_name", lifecycle.Agent{ID: "5001", UserName: "jdoe"}, "ckent", agentmap.ByMap},
+		{"map to sys_id", lifecycle.Agent{ID: "5002"}, "dprince", agentmap.ByMap},
+		{"user name", lifecycle.Agent{ID: "9", UserName: "asmith"}, "asmith", agentmap.ByUserName},
+		{"e-mail, any case", lifecycle.Agent{ID: "9", Email: "BWayne@Example.COM"}, "bwayne", agentmap.ByEmail},
+		{"user name wins over e-mail", lifecycle.Agent{UserName: "jdoe", Email: "asmith@example.com"}, "jdoe", agentmap.ByUserName},
+		{"unknown", lifecycle.Agent{ID: "77", UserName: "temp.agent", Email: "temp@example.org"}, "", ""},
+		{"caret in a name", lifecycle.Agent{UserName: "jdoe^NQuser_name=asmith"}, "", ""},
+	} {
+		u := find(t, f, tc.a)
+		if want := userID(sim, tc.want); u.SysID != want || (tc.want != "" && u.How != tc.how) {
+			t.Errorf("%s: got %+v, want %s by %s", tc.name, u, tc.want, tc.how)
+		}
+	}
+}
+
+func TestStrategyOrderAndCache(t *testing.T) {
+	f, sim := setup(t, agentmap.Options{Strategies: []string{agentmap.ByEmail}, TTL: time.Minute})
+	if u := find(t, f, lifecycle.Agent{UserName: "jdoe"}); u.SysID != "" {
+		t.Errorf("user_name strategy not configured, yet mapped: %+v", u)
+	}
+	before := sim.Stats().Total
+	for range 3 {
+		if u := find(t, f, lifecycle.Agent{Email: "asmith@example.com"}); u.SysID != userID(sim, "asmith") {
+			t.Fatalf("email: %+v", u)
+		}
+	}
+	if got := sim.Stats().Total - before; got != 1 {
+		t.Errorf("%d requests for 3 lookups of one agent, want 1", got)
+	}
+	if h, m := f.Stats(); h != 2 || m != 2 {
+		t.Errorf("cache stats %d/%d, want 2 hits, 2 misses", h, m)
+	}
+}
+
+func TestMapFileReloads(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "agents.yaml")
+	os.WriteFile(path, []byte("\"5001\": jdoe\n"), 0o600)
+	f, sim := setup(t, agentmap.Options{MapFile: path})
+	if u := find(t, f, lifecycle.Agent{ID: "5001"}); u.SysID != userID(sim, "jdoe") {
+		t.Fatalf("initial map: %+v", u)
+	}
+	os.WriteFile(path, []byte("\"5001\": asmith\n"), 0o600)
+	later := time.Now().Add(time.Minute)
+	os.Chtimes(path, later, later)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		u := find(t, f, lifecycle.Agent{ID: "5001"})
+		if u.SysID == userID(sim, "asmith") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("edited map not picked up: %+v", u)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// A broken edit keeps the last good map.
+	os.WriteFile(path, []byte("{{{"), 0o600)
+	evenLater := later.Add(time.Minute)
+	os.Chtimes(path, evenLater, evenLater)
+	time.Sleep(2500 * time.Millisecond)
+	if u := find(t, f, lifecycle.Agent{ID: "5001"}); u.SysID != userID(sim, "asmith") {
+		t.Errorf("broken map file replaced the good one: %+v", u)
+	}
+}
+
+func TestBadMapFileAtStart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "agents.txt")
+	os.WriteFile(path, []byte("x"), 0o600)
+	sn, _ := servicenow.New(servicenow.Config{Instance: "https://x.service-now.com",
+		Auth: servicenow.Auth{Method: servicenow.AuthBasic, Username: "u", Password: "p"}})
+	if _, err := agentmap.New(sn, agentmap.Options{MapFile: path}); err == nil {
+		t.Error("a map file with an unknown extension was accepted")
+	}
+	if _, err := agentmap.New(sn, agentmap.Options{MapFile: filepath.Join(t.TempDir(), "missing.csv")}); err == nil {
+		t.Error("a missing map file was accepted")
+	}
+}
