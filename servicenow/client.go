@@ -221,8 +221,16 @@ func (c *Client) Insert(ctx context.Context, table string, fields map[string]str
 	err := c.do(ctx, cl)
 	var se *Error
 	if opts.SysID != "" && errors.As(err, &se) && se.isDuplicate() && cl.ambiguous() {
-		// An earlier attempt may have created it; if so, it is ours.
-		return c.Get(ctx, table, opts.SysID)
+		// An earlier attempt created it: the sys_id is ours. Read it back
+		// when allowed; an integration user may create records it cannot
+		// read (interaction_related_record), and then the sys_id is all
+		// there is to return.
+		rec, gerr := c.Get(ctx, table, opts.SysID)
+		var ge *Error
+		if errors.As(gerr, &ge) && (ge.Status == http.StatusForbidden || ge.Status == http.StatusNotFound) {
+			return Record{"sys_id": opts.SysID}, nil
+		}
+		return rec, gerr
 	}
 	if err != nil {
 		return nil, err

@@ -430,3 +430,19 @@ func TestConfigErrors(t *testing.T) {
 		t.Errorf("bad table: err = %v", err)
 	}
 }
+
+// The integration user may create interaction_related_record without
+// reading it: a create whose reply was lost must still end in success.
+func TestLostReplyOnCreateOnlyTable(t *testing.T) {
+	e := newEnv(t, snowsim.Options{}, basic)
+	e.sim.SetFaults(snowsim.Faults{FailNext: &snowsim.FailNext{Count: 1, Drop: true, Table: "interaction_related_record"}})
+	id := "00112233445566778899aabbccddeeff"
+	rec, err := e.c.Insert(context.Background(), "interaction_related_record", map[string]string{"document_table": "incident"},
+		servicenow.InsertOptions{SysID: id})
+	if err != nil || rec.SysID() != id {
+		t.Fatalf("insert: %v %v", rec, err)
+	}
+	if n := len(e.sim.Records("interaction_related_record")); n != 1 {
+		t.Errorf("%d records, want 1", n)
+	}
+}

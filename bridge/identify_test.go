@@ -1,0 +1,193 @@
+package bridge_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ctibridge/ctibridge/config"
+	"github.com/ctibridge/ctibridge/snowsim"
+)
+
+func (e *env) adminErrors(query string) []map[string]any {
+	e.t.Helper()
+	req, _ := http.NewRequest("GET", e.url+"/admin/errors?"+query, nil)
+	req.SetBasicAuth("admin", "console-pass")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct{ Errors []map[string]any }
+	if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&out) != nil {
+		e.t.Fatalf("GET /admin/errors: %d", resp.StatusCode)
+	}
+	return out.Errors
+}
+
+func (e *env) related(sysID string) []string {
+	var out []string
+	for _, r := range e.sim.Records("interaction_related_record") {
+		if r["interaction"] == sysID {
+			out = append(out, r["document_table"]+":"+r["document_id"]+":"+r["type"])
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestCallerOnTheFirstWriteWithRelatedRecords(t *testing.T) {
+	e := setup(t)
+	r := e.post("7001", "queued", map[string]any{"ani": "801.320.3420", "skillName": "Support"})
+	e.waitSynced(10*time.Second, "7001")
+	rec := e.interaction(r.InteractionSysID)
+	alice := e.userID("alice.caller")
+	if rec["opened_for"] != alice || rec["caller_phone_number"] != "+18013203420" {
+		t.Errorf("opened_for %q number %q, want Alice and E.164", rec["opened_for"], rec["caller_phone_number"])
+	}
+	if rec["sys_mod_count"] != "0" {
+		t.Errorf("sys_mod_count %s: the caller must be on the create, not patched in later", rec["sys_mod_count"])
+	}
+	rel := e.related(r.InteractionSysID)
+	if len(rel) != 2 || !strings.HasPrefix(rel[0], "incident:") || !strings.HasSuffix(rel[0], ":task") {
+		t.Errorf("related records %v, want Alice's 2 open incidents as tasks", rel)
+	}
+	if s := e.status("7001"); s.CallerName != "Alice Caller" || s.CallerMatch != "user" {
+		t.Errorf("status caller %q match %q", s.CallerName, s.CallerMatch)
+	}
+}
+
+func TestRelatedRecordsOnceUnderRetries(t *testing.T) {
+	e := setup(t)
+	// The first link is created but its reply is lost; then the instance
+	// fails a while, more than the client's own retries absorb.
+	e.sim.SetFaults(snowsim.Faults{FailNext: &snowsim.FailNext{Count: 1, Drop: true, Table: "interaction_related_record", Method: "POST"}})
+	r := e.post("7002", "queued", map[string]any{"ani": "8013203420"})
+	time.Sleep(300 * time.Millisecond)
+	e.sim.SetFaults(snowsim.Faults{FailNext: &snowsim.FailNext{Count: 4, Status: 503, Table: "interaction_related_record"}})
+	e.post("7002", "answered", map[string]any{"agentUserName": "jdoe"})
+	e.waitSynced(20*time.Second, "7002")
+	if rel := e.related(r.InteractionSysID); len(rel) != 2 || rel[0] == rel[1] {
+		t.Errorf("related records %v, want exactly Alice's 2 open incidents once each", rel)
+	}
+}
+
+func TestUnmappedAgentWarnsOncePerAgent(t *testing.T) {
+	e := setup(t)
+	var ids []string
+	for i := range 3 {
+		id := fmt.Sprint(7100 + i)
+		ids = append(ids, id)
+		e.post(id, "queued", map[string]any{"ani": "+1 312 555 0100"})
+		e.post(id, "answered", map[string]any{"agentId": "4242", "agentUserName": "temp.agent"})
+	}
+	e.waitSynced(10*time.Second, ids...)
+	for _, id := range ids {
+		s := e.status(id)
+		rec := e.interaction(s.InteractionSysID)
+		if rec["state"] != "work_in_progress" || rec["assigned_to"] != "" {
+			t.Errorf("%s: state %q assigned_to %q, want work_in_progress, unassigned", id, rec["state"], rec["assigned_to"])
+		}
+		if n := e.notes(s.InteractionSysID); !strings.Contains(n, "temp.agent") || !strings.Contains(n, "no ServiceNow user") {
+			t.Errorf("%s: work notes %q should name the unmapped agent", id, n)
+		}
+	}
+	warns := e.adminErrors("severity=warning")
+	if len(warns) != 1 || !strings.Contains(warns[0]["message"].(string), "temp.agent") {
+		t.Errorf("warnings %v, want exactly one naming the agent", warns)
+	}
+}
+
+func TestFieldMapping(t *testing.T) {
+	e := setup(t, func(c *config.Config) {
+		c.Lifecycle.FieldMap = map[string]string{"skillName": "u_skill", "customerTier": "u_dnis"}
+	})
+	r := e.post("7201", "queued", map[string]any{"ani": "+1 312 555 0100", "skillName": "Billing", "customerTier": "gold"})
+	e.waitSynced(10*time.Second, "7201")
+	rec := e.interaction(r.InteractionSysID)
+	if rec["u_skill"] != "Billing" || rec["u_dnis"] != "gold" {
+		t.Errorf("mapped fields u_skill %q u_dnis %q", rec["u_skill"], rec["u_dnis"])
+	}
+	e.post("7201", "answered", map[string]any{"agentUserName": "jdoe", "skillName": "Billing-2"})
+	e.waitSynced(10*time.Second, "7201")
+	if rec := e.interaction(r.InteractionSysID); rec["u_skill"] != "Billing-2" {
+		t.Errorf("mapping on update: u_skill %q", rec["u_skill"])
+	}
+}
+
+func TestCaseTableForbiddenDegrades(t *testing.T) {
+	e := setup(t)
+	role := snowsim.BuiltinRoles()["cti_integration"]
+	delete(role, "sn_customerservice_case")
+	e.sim.PutRole("cti_integration", role)
+	var ids []string
+	for i, ani := range []string{"8015550123", "+18015550177", "801.555.0123"} {
+		id := fmt.Sprint(7300 + i)
+		ids = append(ids, id)
+		e.post(id, "queued", map[string]any{"ani": ani})
+	}
+	e.waitSynced(10*time.Second, ids...)
+	carla := e.interaction(e.status("7300").InteractionSysID)
+	if carla["contact"] == "" || carla["account"] == "" {
+		t.Errorf("Carla not identified: %v", carla)
+	}
+	if rel := e.related(carla["sys_id"]); len(rel) != 0 {
+		t.Errorf("related %v from an unreadable table", rel)
+	}
+	warns := e.adminErrors("severity=warning")
+	if len(warns) != 1 || !strings.Contains(warns[0]["message"].(string), "sn_customerservice_case") {
+		t.Errorf("warnings %v, want one about the case table", warns)
+	}
+	if errs := e.adminErrors("severity=error"); len(errs) != 0 {
+		t.Errorf("errors %v: a missing right on cases must not fail calls", errs)
+	}
+}
+
+// TestRequestsPerCall measures ServiceNow requests per call on each path.
+// The figures are in the README; a change here must change them there.
+func TestRequestsPerCall(t *testing.T) {
+	e := setup(t)
+	type path struct {
+		name   string
+		ani    string
+		events []string
+		want   int64
+	}
+	paths := []path{
+		{"known caller (user), 2 open incidents, answered, released", "8013203420", []string{"answered", "released"}, 0},
+		{"same caller again (cache hit)", "(801) 320-3420", []string{"answered", "released"}, 0},
+		{"unknown caller, answered, released", "+1 312 555 0199", []string{"answered", "released"}, 0},
+		{"withheld number, abandoned", "anonymous", []string{"released"}, 0},
+	}
+	var report []string
+	for i, p := range paths {
+		before := e.sim.Stats().Total
+		id := fmt.Sprint(7400 + i)
+		e.post(id, "queued", map[string]any{"ani": p.ani})
+		e.waitSynced(10*time.Second, id)
+		for _, k := range p.events {
+			body := map[string]any{}
+			if k == "answered" {
+				body["agentUserName"] = "jdoe"
+			}
+			e.post(id, k, body)
+			e.waitSynced(10*time.Second, id)
+		}
+		got := e.sim.Stats().Total - before
+		report = append(report, fmt.Sprintf("%-60s %d", p.name, got))
+		paths[i].want = got
+	}
+	t.Logf("ServiceNow requests per call:\n%s", strings.Join(report, "\n"))
+	// Exact budgets: caller lookup stops at the first source that matches,
+	// agents are cached, the create carries caller and state, and each
+	// later event costs one PATCH.
+	for i, want := range []int64{8, 5, 6, 2} {
+		if paths[i].want != want {
+			t.Errorf("%s: %d requests, want %d", paths[i].name, paths[i].want, want)
+		}
+	}
+}
