@@ -24,7 +24,7 @@ type Source struct {
 func DefaultSources() []Source {
 	return []Source{
 		{Table: "sys_user", Fields: []string{"phone", "mobile_phone", "home_phone"}},
-		{Table: "customer_contact", Fields: []string{"phone", "mobile_phone"}},
+		{Table: "customer_contact", Fields: []string{"phone", "mobile_phone", "home_phone"}},
 		{Table: "csm_consumer", Fields: []string{"business_phone", "mobile_phone", "home_phone"}},
 	}
 }

@@ -237,8 +237,14 @@ func (p *player) waitAll(ctx context.Context, calls []call, limit time.Duration)
 // the script.
 func (p *player) report(calls []call) int {
 	users := map[string]map[string]string{}
+	names := map[string]string{} // contacts and consumers
 	for _, u := range p.sim.Records("sys_user") {
 		users[u["sys_id"]] = u
+	}
+	for _, t := range []string{"customer_contact", "csm_consumer"} {
+		for _, r := range p.sim.Records(t) {
+			names[r["sys_id"]] = r["name"]
+		}
 	}
 	tw := tabwriter.NewWriter(p.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "\nCALL\tNUMBER\tCALLER\tAGENT\tSTATE\tCHECK")
@@ -254,6 +260,8 @@ func (p *player) report(calls []call) int {
 		caller := rec["caller_phone_number"]
 		if u, ok := users[rec["opened_for"]]; ok {
 			caller = u["name"] + " " + caller
+		} else if n := names[rec["contact"]] + names[rec["consumer"]]; n != "" {
+			caller = n + " " + caller
 		} else if caller == "" {
 			caller = "(withheld)"
 		}
