@@ -13,11 +13,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/ctibridge/ctibridge/lifecycle"
+	"github.com/ctibridge/ctibridge/secret"
 )
 
 // MaxBody is the largest request body accepted. Studio payloads are well under
@@ -34,6 +36,8 @@ type Server struct {
 	log     *slog.Logger
 	observe func(endpoint string, status int, d time.Duration)
 	mux     *http.ServeMux
+	limits  *limiters
+	hmacKey secret.Secret
 }
 
 // Options configure a Server.
@@ -41,16 +45,26 @@ type Options struct {
 	Keys    *Keys
 	Logger  *slog.Logger
 	Observe func(endpoint string, status int, d time.Duration) // metrics hook, may be nil
+	// RatePerKey limits each key to this many requests a second (0 = no
+	// limit), with Burst requests at once; over it, 429 with Retry-After.
+	RatePerKey float64
+	Burst      int
+	// HMACKey, when set, requires every event to be signed (see Sign).
+	HMACKey secret.Secret
 }
 
 // New builds the Studio API handler.
 func New(intake *lifecycle.Intake, o Options) *Server {
-	s := &Server{intake: intake, keys: o.Keys, log: o.Logger, observe: o.Observe, mux: http.NewServeMux()}
+	s := &Server{intake: intake, keys: o.Keys, log: o.Logger, observe: o.Observe, mux: http.NewServeMux(),
+		limits: newLimiters(o.RatePerKey, o.Burst), hmacKey: o.HMACKey}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.mux.HandleFunc("POST /v1/contacts/{id}/{kind}", s.authed("event", s.handleEvent))
 	s.mux.HandleFunc("GET /v1/contacts/{id}", s.authed("status", s.handleStatus))
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, http.StatusNotFound, "", "no such endpoint: see /openapi.json")
+	})
 	return s
 }
 
@@ -89,6 +103,18 @@ func (s *Server) authed(endpoint string, h http.HandlerFunc) http.HandlerFunc {
 			writeProblem(sw, http.StatusUnauthorized, "Authorization", "a valid API key is required: send 'Authorization: Bearer <key>'")
 			s.log.Warn("api: refused key", "remote", r.RemoteAddr, "path", r.URL.Path)
 			return
+		}
+		if ok, wait := s.limits.allow(name); !ok {
+			sw.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+			writeProblem(sw, http.StatusTooManyRequests, "Authorization", fmt.Sprintf("too many requests for key %q; retry after %s", name, wait.Round(time.Millisecond)))
+			return
+		}
+		if r.Method == http.MethodPost {
+			if field, why := s.verify(r); field != "" {
+				writeProblem(sw, http.StatusUnauthorized, field, why)
+				s.log.Warn("api: refused signature", "key", name, "remote", r.RemoteAddr, "why", why)
+				return
+			}
 		}
 		r = r.WithContext(context.WithValue(r.Context(), keyNameCtx{}, name))
 		h(sw, r)

@@ -80,7 +80,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Bridge, er
 		db.Close()
 		return nil, err
 	}
-	b.api = api.New(b.Intake, api.Options{Keys: keys, Logger: log.With("component", "api"), Observe: b.ops.metrics.observeIntake})
+	b.api = api.New(b.Intake, api.Options{Keys: keys, Logger: log.With("component", "api"), Observe: b.ops.metrics.observeIntake,
+		RatePerKey: max(0, cfg.Security.RatePerKey), Burst: cfg.Security.Burst, HMACKey: cfg.Security.HMACSecret})
 	return b, nil
 }
 
@@ -114,6 +115,7 @@ func (b *Bridge) clientConfig(env *config.Environment) servicenow.Config {
 func (b *Bridge) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", b.api)
+	mux.Handle("GET /openapi.json", api.OpenAPI())
 	b.ops.register(mux, b.cfg.AdminListen == "")
 	return mux
 }
@@ -134,6 +136,15 @@ func (b *Bridge) Serve(ctx context.Context, ln, admin net.Listener) error {
 	if admin != nil {
 		servers = append(servers, newServer(b.AdminHandler()))
 		listeners = append(listeners, admin)
+	}
+	if t := b.cfg.TLS; t.CertFile != "" {
+		certs, err := newCertReloader(t.CertFile, t.KeyFile)
+		if err != nil {
+			return err
+		}
+		for i := range listeners {
+			listeners[i] = certs.listener(listeners[i])
+		}
 	}
 	errc := make(chan error, len(servers)+1)
 	var wg sync.WaitGroup

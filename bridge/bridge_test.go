@@ -53,6 +53,7 @@ func setup(t *testing.T, opts ...option) *env {
 	}
 	cfg.Lifecycle.MaxBackoff = 300 * time.Millisecond
 	cfg.Selected().RequestsPerHour = -1 // the simulator is not rate limited unless a test says so
+	cfg.Security.RatePerKey = -1        // nor is the Studio key
 	for _, o := range opts {
 		o(cfg)
 	}

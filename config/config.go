@@ -43,6 +43,8 @@ type Config struct {
 	Callers   Callers   `yaml:"callers"`
 	Agents    Agents    `yaml:"agents"`
 	Console   Console   `yaml:"console"`
+	Security  Security  `yaml:"security"`
+	TLS       TLS       `yaml:"tls"`
 	Log       Log       `yaml:"log"`
 }
 
@@ -122,6 +124,20 @@ type Agents struct {
 type Console struct {
 	Username string        `yaml:"username"` // default admin
 	Password secret.Secret `yaml:"password"` // console disabled when empty (and no CTIBRIDGE_CONSOLE_PASSWORD)
+}
+
+// Security hardens the Studio API.
+type Security struct {
+	RatePerKey     float64       `yaml:"ratePerKey"` // requests a second per API key (default 200; -1 = no limit)
+	Burst          int           `yaml:"burst"`      // default 400
+	HMACSecret     secret.Secret `yaml:"hmacSecret"` // when set, events must be signed
+	HMACSecretFile string        `yaml:"hmacSecretFile"`
+}
+
+// TLS makes serve terminate TLS itself; the files are re-read when they change.
+type TLS struct {
+	CertFile string `yaml:"certFile"`
+	KeyFile  string `yaml:"keyFile"`
 }
 
 // Log configures logging.
@@ -215,6 +231,22 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 	if v := getenv("CTIBRIDGE_LOG_LEVEL"); v != "" {
 		c.Log.Level = v
 	}
+	set(&c.TLS.CertFile, "CTIBRIDGE_TLS_CERT")
+	set(&c.TLS.KeyFile, "CTIBRIDGE_TLS_KEY")
+	set(&c.Security.HMACSecretFile, "CTIBRIDGE_HMAC_SECRET_FILE")
+	if v := getenv("CTIBRIDGE_HMAC_SECRET"); v != "" {
+		c.Security.HMACSecret = secret.Secret(v)
+	}
+	if err := readSecretFile(&c.Security.HMACSecret, c.Security.HMACSecretFile, "security.hmacSecretFile"); err != nil {
+		return err
+	}
+	if v := getenv("CTIBRIDGE_RATE_PER_KEY"); v != "" {
+		n, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return fmt.Errorf("config: CTIBRIDGE_RATE_PER_KEY=%q is not a number", v)
+		}
+		c.Security.RatePerKey = n
+	}
 	if v := getenv("CTIBRIDGE_SN_REQUESTS_PER_HOUR"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -247,6 +279,12 @@ func readSecretFile(dst *secret.Secret, path, key string) error {
 }
 
 func (c *Config) defaults() {
+	if c.Security.RatePerKey == 0 {
+		c.Security.RatePerKey = 200
+	}
+	if c.Security.Burst == 0 {
+		c.Security.Burst = 400
+	}
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:8080"
 	}
@@ -326,6 +364,15 @@ func (c *Config) Validate() error {
 		if e.RequestsPerHour < -1 || e.Burst < 0 || e.MaxConcurrent < 0 || e.Timeout < 0 {
 			bad("%s: burst, maxConcurrent and timeout must not be negative; requestsPerHour is -1 (no budget) or more", p)
 		}
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		bad("tls: certFile and keyFile go together (CTIBRIDGE_TLS_CERT, CTIBRIDGE_TLS_KEY)")
+	}
+	if c.Security.RatePerKey < 0 && c.Security.RatePerKey != -1 {
+		bad("security.ratePerKey: want a number of requests a second, or -1 for no limit")
+	}
+	if !c.Security.HMACSecret.IsZero() && len(c.Security.HMACSecret.Reveal()) < 16 {
+		bad("security.hmacSecret: at least 16 characters")
 	}
 	if len(c.APIKeys)+len(c.PlainAPIKeys) == 0 {
 		bad("no API key for Studio; set apiKeys (see 'ctibridge keys new') or CTIBRIDGE_API_KEYS")

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -228,4 +229,15 @@ func (e Event) Hash() string {
 	b, _ := json.Marshal(e)
 	h := sha256.Sum256(append([]byte(e.Kind), b...))
 	return hex.EncodeToString(h[:6])
+}
+
+// KnownFields lists the event fields ctibridge understands, sorted; any
+// other field is kept as a call attribute for field mapping.
+func KnownFields() []string {
+	out := make([]string, 0, len(known))
+	for k := range known {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
 }

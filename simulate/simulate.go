@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -176,24 +177,39 @@ feed:
 	return res, ctx.Err()
 }
 
+// post sends one event; like Studio's REST action it retries a 429 or 503
+// (after Retry-After when given) a few times.
 func post(ctx context.Context, c *http.Client, o Options, e event) error {
 	b, _ := json.Marshal(e.body)
-	req, err := http.NewRequestWithContext(ctx, "POST", o.Bridge+"/v1/contacts/"+e.id+"/"+e.kind, bytes.NewReader(b))
-	if err != nil {
-		return err
+	for attempt := 1; ; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, "POST", o.Bridge+"/v1/contacts/"+e.id+"/"+e.kind, bytes.NewReader(b))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", "Bearer "+o.Key)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := c.Do(req)
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			return nil
+		}
+		if (resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusServiceUnavailable) || attempt == 5 {
+			return fmt.Errorf("%s %s: HTTP %d", e.id, e.kind, resp.StatusCode)
+		}
+		wait := 100 * time.Millisecond
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
+			wait = time.Duration(s) * time.Second
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
 	}
-	req.Header.Set("Authorization", "Bearer "+o.Key)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.Do(req)
-	if err != nil {
-		return err
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		return fmt.Errorf("%s %s: HTTP %d", e.id, e.kind, resp.StatusCode)
-	}
-	return nil
 }
 
 func waitSynced(ctx context.Context, c *http.Client, o Options, calls [][]event, start time.Time) int {
