@@ -94,7 +94,16 @@ func (s *Server) authed(endpoint string, h http.HandlerFunc) http.HandlerFunc {
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		defer func() {
 			if s.observe != nil {
-				s.observe(endpoint, sw.status, time.Since(start))
+				ep := endpoint
+				if ep == "event" {
+					// One label per event kind; anything else is one label,
+					// so a caller cannot grow the metric without bound.
+					ep = "unknown"
+					if k, ok := lifecycle.ParseKind(r.PathValue("kind")); ok {
+						ep = string(k)
+					}
+				}
+				s.observe(ep, sw.status, time.Since(start))
 			}
 		}()
 		name, ok := s.keys.Check(r.Header.Get("Authorization"))

@@ -52,7 +52,7 @@ func newMetrics(b *Bridge) *metrics {
 
 func (m *metrics) observeIntake(endpoint string, status int, d time.Duration) {
 	m.intake.WithLabelValues(endpoint, strconv.Itoa(status)).Observe(d.Seconds())
-	if endpoint == "event" && status == 200 {
+	if endpoint == "queued" && status == 200 {
 		m.recent.add(time.Now(), func(p *point) { p.calls++ })
 	}
 }

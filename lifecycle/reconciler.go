@@ -183,7 +183,9 @@ func (r *Reconciler) RunOnce(ctx context.Context, owner string) (bool, error) {
 		if derr := r.db.Done(ctx, owner, c.MasterID, c.Version, s.encode()); derr != nil {
 			return true, derr
 		}
-		if c.Attempts > 0 {
+		if c.Attempts > 0 || c.LastError != "" {
+			// It had failed (an operator's retry resets attempts but
+			// not the last error): its error-log entries are resolved.
 			r.db.ResolveErrors(ctx, c.MasterID)
 		}
 		r.observe("synced", start)

@@ -1,0 +1,202 @@
+package bridge_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/ctibridge/ctibridge/snowsim"
+)
+
+// chromium finds a headless-capable Chromium, or skips the test visibly.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Skip("SKIP: no Chromium on PATH; install Debian's chromium package to run the console browser tests (.ci/run does)")
+	return ""
+}
+
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium(t)), chromedp.NoSandbox,
+		chromedp.Flag("headless", true), chromedp.Flag("disable-gpu", true), chromedp.WindowSize(1280, 900))
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancel)
+	ctx, cancel2 := chromedp.NewContext(actx)
+	t.Cleanup(cancel2)
+	if err := chromedp.Do(ctx); err != nil { // starts the browser
+		t.Fatalf("start chromium: %v", err)
+	}
+	ctx, cancel3 := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(cancel3)
+	return ctx
+}
+
+// shot saves a screenshot when CTIBRIDGE_SCREENSHOTS names a directory (the
+// README's pictures are made this way).
+func shot(ctx context.Context, t *testing.T, name string) {
+	dir := os.Getenv("CTIBRIDGE_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Errorf("screenshot %s: %v", name, err)
+		return
+	}
+	os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644)
+}
+
+// TestConsoleFollowAFailedCallAndRetryIt is what an operator does: log in,
+// see a call stopped on a ServiceNow error, read why, fix the cause, press
+// Retry and watch the call reach ServiceNow.
+func TestConsoleFollowAFailedCallAndRetryIt(t *testing.T) {
+	ctx := browser(t)
+	e := setup(t)
+	// A few healthy calls for the overview, then one the instance refuses:
+	// the integration user lost the right to create interactions.
+	for i, ani := range []string{"8013203420", "+442079460958", "anonymous"} {
+		id := "93" + string(rune('0'+i)) + "0"
+		e.post(id, "queued", map[string]any{"ani": ani})
+		e.post(id, "answered", map[string]any{"agentUserName": "jdoe"})
+	}
+	e.waitSynced(10*time.Second, "9300", "9310", "9320")
+	role := snowsim.BuiltinRoles()["cti_integration"]
+	broken := snowsim.Role{}
+	for k, v := range role {
+		broken[k] = v
+	}
+	broken["interaction"] = "r"
+	e.sim.PutRole("cti_integration", broken)
+	e.post("9400", "queued", map[string]any{"ani": "+1 312 555 0100"})
+	deadline := time.Now().Add(10 * time.Second)
+	for !e.status("9400").Parked {
+		if time.Now().After(deadline) {
+			t.Fatalf("the refused call was not stopped: %+v", e.status("9400"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	text := func(sel string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Text(css(sel)))
+		if err != nil {
+			t.Fatalf("text of %s: %v", sel, err)
+		}
+		return v
+	}
+	step := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	// Not logged in: the console sends us to the login page.
+	step("login page", chromedp.Navigate(e.url+"/console/"), chromedp.WaitVisible(css("#login")))
+	shot(ctx, t, "console-login")
+	step("wrong password",
+		chromedp.SendKeys(css("#username"), "admin"),
+		chromedp.SendKeys(css("#password"), "wrong"),
+		chromedp.Click(css("#login")),
+		chromedp.WaitVisible(css("#login-failed")))
+	step("log in",
+		chromedp.SendKeys(css("#username"), "admin"),
+		chromedp.SendKeys(css("#password"), "console-pass"),
+		chromedp.Click(css("#login")),
+		chromedp.WaitVisible(css("#calls")))
+	calls := text("#calls")
+	for _, want := range []string{"9400", "9300", "Alice Caller", "stopped", "work_in_progress"} {
+		if !strings.Contains(calls, want) {
+			t.Errorf("live calls lack %q:\n%s", want, calls)
+		}
+	}
+	if n := text("#open-errors"); n != "1" {
+		t.Errorf("open errors tile %q, want 1", n)
+	}
+	shot(ctx, t, "console-overview")
+
+	// Follow the failed call.
+	step("call page", chromedp.Click(css(`a[href="/console/calls/9400"]`)), chromedp.WaitVisible(css("#call")))
+	page := text("body")
+	for _, want := range []string{"stopped on an error", "403", "User Not Authorized", "create interaction"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("call page lacks %q:\n%s", want, page)
+		}
+	}
+	shot(ctx, t, "console-call")
+
+	// Fix the cause, then retry from the error log.
+	e.sim.PutRole("cti_integration", role)
+	step("errors page", chromedp.Navigate(e.url+"/console/errors"), chromedp.WaitVisible(css("#errors")))
+	shot(ctx, t, "console-errors")
+	step("retry", chromedp.Click(css(`button.retry[data-contact="9400"]`)), chromedp.WaitVisible(css("#retried")))
+	e.waitSynced(10*time.Second, "9400")
+	step("call page again", chromedp.Navigate(e.url+"/console/calls/9400"), chromedp.WaitVisible(css("#insync")))
+	if v := text("#insync"); v != "yes" {
+		t.Errorf("after retry the call page says in sync: %q", v)
+	}
+	if rec := e.interaction(e.status("9400").InteractionSysID); rec["state"] != "new" {
+		t.Errorf("interaction after retry: %v", rec)
+	}
+	step("errors page again", chromedp.Navigate(e.url+"/console/errors"), chromedp.WaitVisible(css("#errors")))
+	if v := text("#errors"); strings.Contains(v, "9400") {
+		t.Errorf("the retried entry is still open:\n%s", v)
+	}
+	step("lookups", chromedp.Navigate(e.url+"/console/lookups"), chromedp.WaitVisible(css("body")))
+	shot(ctx, t, "console-lookups")
+}
+
+// TestConsoleRefusesForgedRequests: state changes need the session's CSRF
+// token; the Studio key opens nothing; the session cookie is locked down.
+func TestConsoleRefusesForgedRequests(t *testing.T) {
+	e := setup(t)
+	jar := &cookieJar{}
+	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.PostForm(e.url+"/console/login", url.Values{"username": {"admin"}, "password": {"console-pass"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	ck := resp.Header.Get("Set-Cookie")
+	for _, want := range []string{"HttpOnly", "SameSite=Strict", "Path=/console"} {
+		if !strings.Contains(ck, want) {
+			t.Errorf("session cookie %q lacks %s", ck, want)
+		}
+	}
+	resp, err = c.PostForm(e.url+"/console/errors/retry", url.Values{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("retry without CSRF token: %d, want 403", resp.StatusCode)
+	}
+	req, _ := http.NewRequest("GET", e.url+"/console/errors", nil)
+	req.Header.Set("Authorization", "Bearer "+apiKey)
+	resp, err = (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/console/login") {
+		t.Errorf("Studio key on the console: %d %s, want a redirect to login", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+type cookieJar struct{ cookies []*http.Cookie }
+
+func (j *cookieJar) SetCookies(_ *url.URL, cs []*http.Cookie) { j.cookies = append(j.cookies, cs...) }
+func (j *cookieJar) Cookies(*url.URL) []*http.Cookie          { return j.cookies }
