@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -188,6 +190,60 @@ func TestRequestsPerCall(t *testing.T) {
 	for i, want := range []int64{8, 5, 6, 2} {
 		if paths[i].want != want {
 			t.Errorf("%s: %d requests, want %d", paths[i].name, paths[i].want, want)
+		}
+	}
+}
+
+// TestOperationalEndpoints: /healthz, /readyz and /metrics answer without a
+// key, reveal no call data or secret, and the metrics the deploy files use
+// exist.
+func TestOperationalEndpoints(t *testing.T) {
+	e := setup(t)
+	e.post("7501", "queued", map[string]any{"ani": "8013203420"})
+	e.waitSynced(10*time.Second, "7501")
+	code, out := e.do("GET", "/healthz", "", nil)
+	if code != 200 {
+		t.Errorf("healthz %d", code)
+	}
+	code, out = e.do("GET", "/readyz", "", nil)
+	var ready struct {
+		Ready  bool
+		Checks map[string]struct {
+			OK     bool
+			Detail string
+		}
+	}
+	if code != 200 || json.Unmarshal(out, &ready) != nil || !ready.Ready || !ready.Checks["store"].OK || !ready.Checks["servicenow"].OK {
+		t.Errorf("readyz %d %s", code, out)
+	}
+	code, out = e.do("GET", "/metrics", "", nil)
+	metrics := string(out)
+	if code != 200 {
+		t.Fatalf("metrics %d", code)
+	}
+	for _, leak := range []string{"7501", apiKey, "console-pass", "8013203420", "Alice"} {
+		if strings.Contains(metrics, leak) {
+			t.Errorf("/metrics reveals %q", leak)
+		}
+	}
+	names := regexp.MustCompile(`ctibridge_[a-z_0-9]+`)
+	for _, f := range []string{"../deploy/alerts.yaml", "../deploy/grafana-dashboard.json"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range names.FindAllString(string(b), -1) {
+			base := strings.TrimSuffix(strings.TrimSuffix(n, "_bucket"), "_count")
+			if !strings.Contains(metrics, "# TYPE "+base+" ") {
+				t.Errorf("%s uses %s, which the bridge does not export", f, n)
+			}
+		}
+	}
+	for _, want := range []string{`ctibridge_intake_request_duration_seconds_count{endpoint="queued",status="200"} 1`,
+		`ctibridge_servicenow_request_duration_seconds_count{method="POST",status="201",table="interaction"} 1`,
+		`ctibridge_jobs{state="pending"} 0`, `ctibridge_cache_lookups_total{cache="callers",result="miss"} 1`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
 		}
 	}
 }

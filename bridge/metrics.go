@@ -46,6 +46,9 @@ func newMetrics(b *Bridge) *metrics {
 	m.snRefreshes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ctibridge_servicenow_token_refreshes_total", Help: "OAuth token requests by outcome.",
 	}, []string{"outcome"})
+	for _, outcome := range []string{"ok", "error"} {
+		m.snRefreshes.WithLabelValues(outcome) // exported at 0 before the first token
+	}
 	m.reg.MustRegister(m.intake, m.jobs, m.snRequests, m.snRefreshes, &stateCollector{b: b})
 	return m
 }
