@@ -91,7 +91,7 @@ type Lifecycle struct {
 	KeepOpen   bool              `yaml:"keepOpen"`   // leave answered interactions open on release
 	States     lifecycle.States  `yaml:"states"`     // state names (defaults: new, work_in_progress, closed_complete, closed_abandoned)
 	FieldMap   map[string]string `yaml:"fieldMap"`   // call attribute → interaction field, e.g. skillName: u_skill
-	Workers    int               `yaml:"workers"`    // default 4
+	Workers    int               `yaml:"workers"`    // default 8
 	MaxBackoff time.Duration     `yaml:"maxBackoff"` // default 5m
 	AlertAfter int               `yaml:"alertAfter"` // failed attempts before the error log (default 3)
 	GiveUp     time.Duration     `yaml:"giveUpAfter"`

@@ -24,7 +24,7 @@ type Config struct {
 	KeepOpen  bool              // leave answered interactions open on release
 	FieldMap  map[string]string // call attribute → interaction field
 
-	Workers      int           // concurrent reconcilers (default 4)
+	Workers      int           // concurrent reconcilers (default 8, the client's default concurrency)
 	Lease        time.Duration // how long a worker owns a contact (default 2m)
 	JobTimeout   time.Duration // bound on one attempt (default 1m, below Lease)
 	PollInterval time.Duration // how often idle workers look for due work (default 1s)
@@ -48,7 +48,7 @@ func (c *Config) defaults() {
 		}
 	}
 	if c.Workers <= 0 {
-		c.Workers = 4
+		c.Workers = 8
 	}
 	def(&c.Lease, 2*time.Minute)
 	def(&c.JobTimeout, time.Minute)
