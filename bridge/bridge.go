@@ -94,18 +94,8 @@ func (b *Bridge) lifecycleConfig() lifecycle.Config {
 }
 
 func (b *Bridge) clientConfig(env *config.Environment) servicenow.Config {
-	a := env.Auth
-	auth := servicenow.Auth{Username: a.Username, Password: a.Password, ClientID: a.ClientID, ClientSecret: a.ClientSecret}
-	switch a.Method() {
-	case "basic":
-		auth.Method = servicenow.AuthBasic
-	case "oauth-password":
-		auth.Method = servicenow.AuthOAuthPassword
-	case "oauth-client-credentials":
-		auth.Method = servicenow.AuthOAuthClientCredentials
-	}
 	return servicenow.Config{
-		Instance: env.Instance, Auth: auth, RequestsPerHour: env.RequestsPerHour, Burst: env.Burst,
+		Instance: env.Instance, Auth: env.Auth.Client(), RequestsPerHour: env.RequestsPerHour, Burst: env.Burst,
 		MaxConcurrent: env.MaxConcurrent, Timeout: env.Timeout, Logger: b.log.With("component", "servicenow"),
 		UserAgent: "ctibridge", Observe: b.ops.metrics.observeServiceNow,
 	}

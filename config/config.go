@@ -24,6 +24,7 @@ import (
 	"github.com/ctibridge/ctibridge/api"
 	"github.com/ctibridge/ctibridge/lifecycle"
 	"github.com/ctibridge/ctibridge/secret"
+	"github.com/ctibridge/ctibridge/servicenow"
 )
 
 // Config is the whole configuration.
@@ -70,6 +71,21 @@ type Auth struct {
 	ClientID         string        `yaml:"clientId"`
 	ClientSecret     secret.Secret `yaml:"clientSecret"`
 	ClientSecretFile string        `yaml:"clientSecretFile"`
+}
+
+// Client is the ServiceNow client's view of the credentials, with the
+// method they select.
+func (a Auth) Client() servicenow.Auth {
+	auth := servicenow.Auth{Username: a.Username, Password: a.Password, ClientID: a.ClientID, ClientSecret: a.ClientSecret}
+	switch a.Method() {
+	case "basic":
+		auth.Method = servicenow.AuthBasic
+	case "oauth-password":
+		auth.Method = servicenow.AuthOAuthPassword
+	case "oauth-client-credentials":
+		auth.Method = servicenow.AuthOAuthClientCredentials
+	}
+	return auth
 }
 
 // Method names the authentication the credentials select.

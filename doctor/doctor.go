@@ -104,17 +104,7 @@ func (r *Report) skip(names []string, why string) {
 }
 
 func clientConfig(env *config.Environment, hc *http.Client) servicenow.Config {
-	a := env.Auth
-	auth := servicenow.Auth{Username: a.Username, Password: a.Password, ClientID: a.ClientID, ClientSecret: a.ClientSecret}
-	switch a.Method() {
-	case "basic":
-		auth.Method = servicenow.AuthBasic
-	case "oauth-password":
-		auth.Method = servicenow.AuthOAuthPassword
-	case "oauth-client-credentials":
-		auth.Method = servicenow.AuthOAuthClientCredentials
-	}
-	return servicenow.Config{Instance: env.Instance, Auth: auth, Timeout: 15 * time.Second, HTTPClient: hc,
+	return servicenow.Config{Instance: env.Instance, Auth: env.Auth.Client(), Timeout: 15 * time.Second, HTTPClient: hc,
 		MaxConcurrent: 2, Retry: servicenow.RetryPolicy{Attempts: 1}}
 }
 

@@ -425,15 +425,25 @@ func decodeValues(r *http.Request) (map[string]string, error) {
 	return out, nil
 }
 
-func (s *Server) create(w http.ResponseWriter, r *http.Request, user, tableName string) {
+// writeRequest reads what a POST, PUT or PATCH needs: the render options
+// and the body's values. It answers the error itself and reports false.
+func (s *Server) writeRequest(w http.ResponseWriter, r *http.Request) (renderOpts, map[string]string, bool) {
 	o, err := s.renderOptions(r)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "Invalid parameter", err.Error())
-		return
+		return o, nil, false
 	}
 	vals, err := decodeValues(r)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "Exception while reading request", err.Error())
+		return o, nil, false
+	}
+	return o, vals, true
+}
+
+func (s *Server) create(w http.ResponseWriter, r *http.Request, user, tableName string) {
+	o, vals, ok := s.writeRequest(w, r)
+	if !ok {
 		return
 	}
 	s.mu.Lock()
@@ -478,14 +488,8 @@ func validSysID(id string) bool {
 }
 
 func (s *Server) update(w http.ResponseWriter, r *http.Request, user, tableName, sysID string) {
-	o, err := s.renderOptions(r)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "Invalid parameter", err.Error())
-		return
-	}
-	vals, err := decodeValues(r)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "Exception while reading request", err.Error())
+	o, vals, ok := s.writeRequest(w, r)
+	if !ok {
 		return
 	}
 	s.mu.Lock()

@@ -240,20 +240,28 @@ func (s *DB) Contacts(ctx context.Context, f ContactFilter) ([]Contact, error) {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
 	q += " ORDER BY updated_at DESC, master_id LIMIT " + arg(f.Limit)
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	return queryAll(ctx, s.db, "list contacts", scanContact, q, args...)
+}
+
+// queryAll runs a query and scans every row with scan.
+func queryAll[T any](ctx context.Context, db *sql.DB, what string, scan func(interface{ Scan(...any) error }) (T, error), q string, args ...any) ([]T, error) {
+	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("store: list contacts: %w", err)
+		return nil, fmt.Errorf("store: %s: %w", what, err)
 	}
 	defer rows.Close()
-	var out []Contact
+	var out []T
 	for rows.Next() {
-		c, err := scanContact(rows)
+		v, err := scan(rows)
 		if err != nil {
-			return nil, fmt.Errorf("store: list contacts: %w", err)
+			return nil, fmt.Errorf("store: %s: %w", what, err)
 		}
-		out = append(out, c)
+		out = append(out, v)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: %s: %w", what, err)
+	}
+	return out, nil
 }
 
 // Retry makes the given contacts due now, un-parking them and resetting their

@@ -135,20 +135,7 @@ func (s *DB) Errors(ctx context.Context, f ErrorFilter) ([]ErrorEntry, error) {
 	}
 	args = append(args, f.Limit)
 	q += fmt.Sprintf(" ORDER BY last_at DESC, id DESC LIMIT $%d", len(args))
-	rows, err := s.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("store: list errors: %w", err)
-	}
-	defer rows.Close()
-	var out []ErrorEntry
-	for rows.Next() {
-		e, err := scanError(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store: list errors: %w", err)
-		}
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s.db, "list errors", scanError, q, args...)
 }
 
 // Error returns one entry.
