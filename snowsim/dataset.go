@@ -33,7 +33,11 @@ type User struct {
 }
 
 // Role grants rights per table: a string of r (read), c (create), w (write),
-// d (delete); table "*" means every table.
+// d (delete); table "*" means every table. A key "TABLE:rows" holding an
+// encoded query is a row-level read ACL: the role sees only the rows that
+// match it. Hidden rows drop out of lists after the query and the page are
+// taken (a page may come back short, X-Total-Count still counts them) and
+// a hidden record read by sys_id answers 404, as on an instance.
 type Role map[string]string
 
 // OAuthClient is an application registry entry. RunAs is the user that the

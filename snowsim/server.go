@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ctibridge/ctibridge/encquery"
 )
 
 const timeFormat = "2006-01-02 15:04:05"
@@ -309,6 +311,34 @@ func (s *Server) allowed(user, tableName string, op byte) bool {
 		}
 		role := s.roles[roleNames[link["role"]]]
 		if strings.IndexByte(role[tableName], op) >= 0 || strings.IndexByte(role["*"], op) >= 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// visible reports whether user may see row, given the row-level read ACLs
+// of the roles that grant reading tableName. Caller holds mu.
+func (s *Server) visible(user, tableName string, row map[string]string) bool {
+	sysID := s.userIDs[user]
+	roleNames := map[string]string{}
+	for _, r := range s.tables["sys_user_role"].rows {
+		roleNames[r["sys_id"]] = r["name"]
+	}
+	for _, link := range s.tables["sys_user_has_role"].rows {
+		if link["user"] != sysID {
+			continue
+		}
+		role := s.roles[roleNames[link["role"]]]
+		if strings.IndexByte(role[tableName], 'r') < 0 && strings.IndexByte(role["*"], 'r') < 0 {
+			continue
+		}
+		cond, limited := role[tableName+":rows"]
+		if !limited {
+			return true
+		}
+		q, _ := encquery.ParseLenient(cond)
+		if q.Match(func(f string) string { return s.fieldValue(tableName, row, f) }) {
 			return true
 		}
 	}

@@ -656,3 +656,29 @@ func TestIndexedQueriesFollowWrites(t *testing.T) {
 		t.Error("deleted record still found")
 	}
 }
+
+// TestRowLevelACL: a role limited to some rows sees a short page, the total
+// still counts the hidden rows, and a hidden record answers 404.
+func TestRowLevelACL(t *testing.T) {
+	d := &snowsim.Dataset{
+		Roles: map[string]snowsim.Role{"own": {"incident": "r", "incident:rows": "priority=1"}},
+		Users: []snowsim.User{{UserName: "limited", Password: "pw", Roles: []string{"own"}}},
+		Tables: map[string][]map[string]string{"incident": {
+			{"sys_id": "00000000000000000000000000000001", "priority": "1"},
+			{"sys_id": "00000000000000000000000000000002", "priority": "2"},
+			{"sys_id": "00000000000000000000000000000003", "priority": "1"},
+		}},
+	}
+	s := start(t, snowsim.Options{Data: d})
+	r := s.do("GET", "/api/now/table/incident?sysparm_limit=2", "limited:pw", nil)
+	if r.status != 200 || len(r.results()) != 1 || r.header.Get("X-Total-Count") != "3" {
+		t.Errorf("page of 2 with one hidden row: %d, %d results, total %q", r.status, len(r.results()), r.header.Get("X-Total-Count"))
+	}
+	expectError(t, s.do("GET", "/api/now/table/incident/00000000000000000000000000000002", "limited:pw", nil), 404, "No Record found")
+	if r := s.do("GET", "/api/now/table/incident/00000000000000000000000000000003", "limited:pw", nil); r.status != 200 {
+		t.Errorf("visible record: %d", r.status)
+	}
+	if r := s.do("GET", "/api/now/table/incident", admin, nil); len(r.results()) != 3 {
+		t.Errorf("admin sees %d rows, want 3", len(r.results()))
+	}
+}

@@ -322,7 +322,9 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, user, tableName st
 	page := matched[min(offset, total):min(offset+limit, total)]
 	result := make([]map[string]any, 0, len(page))
 	for _, row := range page {
-		result = append(result, s.render(tableName, row, o))
+		if s.visible(user, tableName, row) {
+			result = append(result, s.render(tableName, row, o))
+		}
 	}
 	if q.Get("sysparm_no_count") != "true" {
 		w.Header().Set("X-Total-Count", strconv.Itoa(total))
@@ -384,7 +386,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, user, tableName, sy
 		return
 	}
 	row, ok := s.tables[tableName].rows[sysID]
-	if !ok {
+	if !ok || !s.visible(user, tableName, row) {
 		writeError(w, http.StatusNotFound, "No Record found", "Record doesn't exist or ACL restricts the record retrieval")
 		return
 	}
