@@ -69,6 +69,7 @@ type Event struct {
 const (
 	MaxFieldLen   = 256  // any known field
 	MaxNotesLen   = 4000 // released.notes (goes into a work note)
+	MaxANILen     = 128  // an ANI, or a SIP URI carrying one
 	MaxExtra      = 32   // unknown fields kept for field mapping
 	MaxExtraKey   = 64
 	MaxExtraValue = 1024
@@ -132,8 +133,11 @@ func DecodeEvent(kind Kind, body []byte) (Event, error) {
 			continue
 		}
 		limit := MaxFieldLen
-		if key == "notes" {
+		switch key {
+		case "notes":
 			limit = MaxNotesLen
+		case "ani":
+			limit = MaxANILen
 		}
 		if len(s) > limit {
 			return ev, &FieldError{key, fmt.Sprintf("is %d bytes, at most %d allowed", len(s), limit)}

@@ -51,6 +51,7 @@ func TestDecodeEventRejects(t *testing.T) {
 		{"nested", `{"ani":{"a":1}}`, "ani"},
 		{"array value", `{"skill":[1]}`, "skill"},
 		{"too long", `{"dnis":"` + strings.Repeat("9", MaxFieldLen+1) + `"}`, "dnis"},
+		{"ani too long", `{"ani":"` + strings.Repeat("8", MaxANILen+1) + `"}`, "ani"},
 		{"notes too long", `{"notes":"` + strings.Repeat("n", MaxNotesLen+1) + `"}`, "notes"},
 		{"bad email", `{"agentEmail":"nobody"}`, "agentEmail"},
 		{"bad direction", `{"direction":"up"}`, "direction"},
