@@ -38,6 +38,7 @@ type Server struct {
 	mux     *http.ServeMux
 	limits  *limiters
 	hmacKey secret.Secret
+	onEvent func(kind string, duplicate bool)
 }
 
 // Options configure a Server.
@@ -45,6 +46,8 @@ type Options struct {
 	Keys    *Keys
 	Logger  *slog.Logger
 	Observe func(endpoint string, status int, d time.Duration) // metrics hook, may be nil
+	// OnEvent, if set, is told about every durable event (metrics).
+	OnEvent func(kind string, duplicate bool)
 	// RatePerKey limits each key to this many requests a second (0 = no
 	// limit), with Burst requests at once; over it, 429 with Retry-After.
 	RatePerKey float64
@@ -56,7 +59,7 @@ type Options struct {
 // New builds the Studio API handler.
 func New(intake *lifecycle.Intake, o Options) *Server {
 	s := &Server{intake: intake, keys: o.Keys, log: o.Logger, observe: o.Observe, mux: http.NewServeMux(),
-		limits: newLimiters(o.RatePerKey, o.Burst), hmacKey: o.HMACKey}
+		limits: newLimiters(o.RatePerKey, o.Burst), hmacKey: o.HMACKey, onEvent: o.OnEvent}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -195,6 +198,9 @@ func (s *Server) handleEvent(w http.ResponseWriter, r *http.Request) {
 		s.log.Error("api: accept", "contact", id, "event", kind, "err", err)
 		writeProblem(w, http.StatusServiceUnavailable, "", "the event could not be stored; retry")
 		return
+	}
+	if s.onEvent != nil {
+		s.onEvent(string(kind), acc.Duplicate)
 	}
 	reply := EventReply{Status: "accepted", InteractionSysID: acc.InteractionSysID, ScreenPopURL: acc.ScreenPopURL}
 	if acc.Duplicate {

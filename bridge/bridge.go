@@ -81,7 +81,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Bridge, er
 		return nil, err
 	}
 	b.api = api.New(b.Intake, api.Options{Keys: keys, Logger: log.With("component", "api"), Observe: b.ops.metrics.observeIntake,
-		RatePerKey: max(0, cfg.Security.RatePerKey), Burst: cfg.Security.Burst, HMACKey: cfg.Security.HMACSecret})
+		OnEvent: b.ops.metrics.observeEvent, RatePerKey: max(0, cfg.Security.RatePerKey), Burst: cfg.Security.Burst, HMACKey: cfg.Security.HMACSecret})
 	return b, nil
 }
 

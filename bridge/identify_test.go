@@ -241,7 +241,7 @@ func TestOperationalEndpoints(t *testing.T) {
 	}
 	for _, want := range []string{`ctibridge_intake_request_duration_seconds_count{endpoint="queued",status="200"} 1`,
 		`ctibridge_servicenow_request_duration_seconds_count{method="POST",status="201",table="interaction"} 1`,
-		`ctibridge_jobs{state="pending"} 0`, `ctibridge_cache_lookups_total{cache="callers",result="miss"} 1`} {
+		`ctibridge_jobs{state="pending"} 0`, `ctibridge_events_total{kind="queued",result="accepted"} 1`, `ctibridge_cache_lookups_total{cache="callers",result="miss"} 1`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

@@ -22,6 +22,7 @@ type metrics struct {
 	jobs        *prometheus.HistogramVec
 	snRequests  *prometheus.HistogramVec
 	snRefreshes *prometheus.CounterVec
+	events      *prometheus.CounterVec
 
 	lastSNOK atomic.Int64 // unix ms of the last ServiceNow answer below 500
 	lastSNAt atomic.Int64 // unix ms of the last ServiceNow request
@@ -46,16 +47,28 @@ func newMetrics(b *Bridge) *metrics {
 	m.snRefreshes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ctibridge_servicenow_token_refreshes_total", Help: "OAuth token requests by outcome.",
 	}, []string{"outcome"})
+	m.events = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ctibridge_events_total", Help: "Studio events made durable, by kind and result (accepted, duplicate).",
+	}, []string{"kind", "result"})
 	for _, outcome := range []string{"ok", "error"} {
 		m.snRefreshes.WithLabelValues(outcome) // exported at 0 before the first token
 	}
-	m.reg.MustRegister(m.intake, m.jobs, m.snRequests, m.snRefreshes, &stateCollector{b: b})
+	m.reg.MustRegister(m.intake, m.jobs, m.snRequests, m.snRefreshes, m.events, &stateCollector{b: b})
 	return m
 }
 
 func (m *metrics) observeIntake(endpoint string, status int, d time.Duration) {
 	m.intake.WithLabelValues(endpoint, strconv.Itoa(status)).Observe(d.Seconds())
-	if endpoint == "queued" && status == 200 {
+}
+
+// observeEvent counts a durable event; a new queued event is a new call.
+func (m *metrics) observeEvent(kind string, duplicate bool) {
+	result := "accepted"
+	if duplicate {
+		result = "duplicate"
+	}
+	m.events.WithLabelValues(kind, result).Inc()
+	if kind == "queued" && !duplicate {
 		m.recent.add(time.Now(), func(p *point) { p.calls++ })
 	}
 }
