@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -24,13 +23,7 @@ import (
 // run `serve` in a child process and kill it.
 func TestMain(m *testing.M) {
 	if args := os.Getenv("CTIBRIDGE_TEST_CHILD"); args != "" {
-		ctx, stop := context.WithCancel(context.Background())
-		defer stop()
-		if err := run(ctx, strings.Fields(args), os.Stdout, os.Stderr); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		os.Exit(0)
+		os.Exit(mainExit(strings.Fields(args)))
 	}
 	os.Exit(m.Run())
 }
@@ -118,7 +111,13 @@ func TestKilledMidRunLosesAndDoublesNothing(t *testing.T) {
 	}
 
 	child = startServe(t, addr, db, ts.URL)
-	defer func() { child.Process.Signal(syscall.SIGTERM); child.Wait() }()
+	stopped := false
+	defer func() {
+		if !stopped {
+			child.Process.Kill()
+			child.Wait()
+		}
+	}()
 	deadline := time.Now().Add(90 * time.Second)
 	for i := range calls {
 		id := fmt.Sprint(50000 + i)
@@ -141,6 +140,12 @@ func TestKilledMidRunLosesAndDoublesNothing(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
+	// A graceful stop exits 0.
+	child.Process.Signal(syscall.SIGTERM)
+	if err := child.Wait(); err != nil {
+		t.Errorf("serve after SIGTERM: %v, want exit status 0", err)
+	}
+	stopped = true
 	recs := sim.Records("interaction")
 	if len(recs) != calls {
 		t.Fatalf("%d interactions, want exactly %d", len(recs), calls)

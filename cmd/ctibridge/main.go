@@ -37,16 +37,20 @@ func commands() map[string]command {
 	}
 }
 
-func main() {
+func main() { os.Exit(mainExit(os.Args[1:])) }
+
+// mainExit runs a command until it finishes or SIGINT/SIGTERM arrives, and
+// returns the process exit status.
+func mainExit(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	if err != nil {
+	defer stop()
+	if err := run(ctx, args, os.Stdout, os.Stderr); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "ctibridge:", err)
 		}
-		os.Exit(exitCode(err))
+		return exitCode(err)
 	}
+	return 0
 }
 
 // exitCoder lets a subcommand choose its exit status (doctor, demo --once).
