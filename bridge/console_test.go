@@ -2,11 +2,13 @@ package bridge_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -200,3 +202,60 @@ type cookieJar struct{ cookies []*http.Cookie }
 
 func (j *cookieJar) SetCookies(_ *url.URL, cs []*http.Cookie) { j.cookies = append(j.cookies, cs...) }
 func (j *cookieJar) Cookies(*url.URL) []*http.Cookie          { return j.cookies }
+
+// TestConsoleRetryAllMatching: the "Retry all matching" form retries only
+// the calls behind entries that match the filter.
+func TestConsoleRetryAllMatching(t *testing.T) {
+	e := setup(t)
+	role := snowsim.BuiltinRoles()["cti_integration"]
+	broken := snowsim.Role{}
+	for k, v := range role {
+		broken[k] = v
+	}
+	broken["interaction"] = "r"
+	e.sim.PutRole("cti_integration", broken)
+	for _, id := range []string{"9501", "9502", "9503"} {
+		e.post(id, "queued", map[string]any{"ani": "+1 312 555 0100"})
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(e.adminErrors("severity=error")) < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("errors: %v", e.adminErrors(""))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	e.sim.PutRole("cti_integration", role)
+
+	jar := &cookieJar{}
+	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.PostForm(e.url+"/console/login", url.Values{"username": {"admin"}, "password": {"console-pass"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	resp, err = c.Get(e.url + "/console/errors?operation=create+interaction")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`).FindSubmatch(page)
+	if m == nil {
+		t.Fatalf("no CSRF token on the errors page")
+	}
+	// A filter that matches nothing retries nothing.
+	resp, _ = c.PostForm(e.url+"/console/errors/retry", url.Values{"csrf": {string(m[1])}, "operation": {"map agent"}})
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); !strings.Contains(loc, "retried=0") {
+		t.Errorf("non-matching filter: %s", loc)
+	}
+	resp, _ = c.PostForm(e.url+"/console/errors/retry", url.Values{"csrf": {string(m[1])}, "operation": {"create interaction"}})
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); !strings.Contains(loc, "retried=3") {
+		t.Errorf("matching filter: %s", loc)
+	}
+	e.waitSynced(10*time.Second, "9501", "9502", "9503")
+	if open := e.adminErrors("severity=error"); len(open) != 0 {
+		t.Errorf("entries still open after the calls went through: %v", open)
+	}
+}

@@ -163,7 +163,7 @@ func (f *Finder) lookup(ctx context.Context, n Number) (lifecycle.Caller, error)
 		}
 		recs, err := f.sn.List(ctx, src.Table, servicenow.ListOptions{Query: qs, Fields: fields, Limit: 10,
 			NoCount: true, ExcludeReferenceLink: true})
-		if f.refused(ctx, src.Table, "caller lookup", err) {
+		if f.refused(ctx, src.Table, "identify caller", err) {
 			continue
 		}
 		if err != nil {
@@ -232,7 +232,7 @@ func (f *Finder) related(ctx context.Context, c lifecycle.Caller) ([]lifecycle.R
 		}
 		recs, err := f.sn.List(ctx, s.table, servicenow.ListOptions{Query: qs, Fields: []string{"sys_id", "number", "sys_updated_on"},
 			Limit: f.o.Related, NoCount: true})
-		if f.refused(ctx, s.table, "related records", err) {
+		if f.refused(ctx, s.table, "link related records", err) {
 			continue
 		}
 		if err != nil {
@@ -282,8 +282,8 @@ func (f *Finder) refused(ctx context.Context, table, what string, err error) boo
 	f.mu.Unlock()
 	if f.o.Warner != nil {
 		f.o.Warner.Warn(ctx, "unreadable:"+table, what, fmt.Sprintf(
-			"ServiceNow refused to let the integration user read %s (%s); %s skips it for %s. Grant read access to %s to use it.",
-			table, se.Message, what, f.o.WarnWindow, table), f.o.WarnWindow)
+			"ServiceNow refused to let the integration user read %s (%s); calls go on without it and it is tried again in %s. Grant read access to %s to use it.",
+			table, se.Message, f.o.WarnWindow, table), f.o.WarnWindow)
 	}
 	return true
 }
