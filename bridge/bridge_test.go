@@ -38,7 +38,12 @@ type option func(*config.Config)
 
 func setup(t *testing.T, opts ...option) *env {
 	t.Helper()
-	sim := snowsim.New(snowsim.Options{})
+	return setupWith(t, snowsim.New(snowsim.Options{}), opts...)
+}
+
+// setupWith wires a bridge to a given simulator.
+func setupWith(t *testing.T, sim *snowsim.Server, opts ...option) *env {
+	t.Helper()
 	ts := httptest.NewServer(sim)
 	t.Cleanup(ts.Close)
 	cfg, err := config.Load("", func(k string) string {

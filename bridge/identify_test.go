@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ctibridge/ctibridge/config"
+	"github.com/ctibridge/ctibridge/lifecycle"
 	"github.com/ctibridge/ctibridge/snowsim"
 )
 
@@ -245,5 +246,29 @@ func TestOperationalEndpoints(t *testing.T) {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+}
+
+// TestInstanceIgnoringSysID: the interaction is still created and followed
+// under the instance's own sys_id, and the operator is warned once.
+func TestInstanceIgnoringSysID(t *testing.T) {
+	sim := snowsim.New(snowsim.Options{IgnoreClientSysID: true})
+	e := setupWith(t, sim)
+	for _, id := range []string{"7601", "7602"} {
+		e.post(id, "queued", map[string]any{"ani": "+1 312 555 0100"})
+		e.post(id, "answered", map[string]any{"agentUserName": "jdoe"})
+	}
+	e.waitSynced(10*time.Second, "7601", "7602")
+	st := e.status("7601")
+	rec := e.interaction(st.InteractionSysID)
+	if rec["state"] != "work_in_progress" || st.InteractionSysID == lifecycle.SysID("ctibridge", "7601") {
+		t.Errorf("status %+v, record %v", st, rec)
+	}
+	if n := len(e.sim.Records("interaction")); n != 2 {
+		t.Errorf("%d interactions, want 2", n)
+	}
+	warns := e.adminErrors("severity=warning")
+	if len(warns) != 1 || !strings.Contains(warns[0]["message"].(string), "sys_id of its own") {
+		t.Errorf("warnings %v, want one about the ignored sys_id", warns)
 	}
 }

@@ -291,6 +291,13 @@ func (r *Reconciler) sync(ctx context.Context, masterID, sysID string, call Call
 		case err != nil:
 			return s, failed(stepCreate, err)
 		default:
+			if res.sysIDIgnored && r.warn != nil {
+				r.warn.Warn(ctx, "sysid-ignored:"+r.cfg.Table, string(stepCreate), fmt.Sprintf(
+					"ServiceNow created %s %s under a sys_id of its own, not the one ctibridge chose (%s). ctibridge follows the real one, "+
+						"but screen-pop URLs handed to Studio before the record existed do not open it, and a create retried after a lost reply "+
+						"could make a second record. Look for a business rule on %s that sets sys_id.", r.cfg.Table, res.number, s.SysID, r.cfg.Table),
+					r.cfg.WarnWindow)
+			}
 			s.Created, s.SysID, s.Number, s.Fields = true, res.sysID, res.number, d.fields
 			for _, n := range pending {
 				s.Notes = append(s.Notes, n.key)

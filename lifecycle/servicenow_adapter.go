@@ -18,7 +18,7 @@ func (s snowClient) insert(ctx context.Context, table, sysID string, fields map[
 		return inserted{}, errExists
 	case errors.Is(err, servicenow.ErrSysIDIgnored):
 		// The instance chose its own sys_id: keep using the real one.
-		return inserted{sysID: rec.SysID(), number: rec.Get("number")}, nil
+		return inserted{sysID: rec.SysID(), number: rec.Get("number"), sysIDIgnored: true}, nil
 	case err != nil:
 		return inserted{}, err
 	}

@@ -14,7 +14,10 @@ type tableAPI interface {
 	get(ctx context.Context, table, sysID string) (map[string]string, error)
 }
 
-type inserted struct{ sysID, number string }
+type inserted struct {
+	sysID, number string
+	sysIDIgnored  bool // the instance chose its own sys_id
+}
 
 var (
 	// errExists: a record with the chosen sys_id exists already.

@@ -446,3 +446,15 @@ func TestLostReplyOnCreateOnlyTable(t *testing.T) {
 		t.Errorf("%d records, want 1", n)
 	}
 }
+
+func TestIgnoredSysIDIsReported(t *testing.T) {
+	e := newEnv(t, snowsim.Options{IgnoreClientSysID: true}, basic)
+	want := "abcdefabcdefabcdefabcdefabcdef12"
+	rec, err := e.c.Insert(context.Background(), "interaction", map[string]string{"type": "phone"}, servicenow.InsertOptions{SysID: want})
+	if !errors.Is(err, servicenow.ErrSysIDIgnored) || rec.SysID() == "" || rec.SysID() == want {
+		t.Fatalf("rec %v err %v, want the created record and ErrSysIDIgnored", rec.SysID(), err)
+	}
+	if !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), rec.SysID()) {
+		t.Errorf("error %q should name both sys_ids", err)
+	}
+}

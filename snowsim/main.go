@@ -23,6 +23,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&o.Faults.ErrorRate, "error-rate", 0, "fraction of requests answered 500/503 (0..1)")
 	fs.IntVar(&o.Faults.RateLimitPerHour, "rate-limit", 0, "requests per user per hour before 429 (0 = none)")
 	fs.DurationVar(&o.TokenTTL, "token-ttl", 1800*time.Second, "OAuth access-token lifetime")
+	fs.BoolVar(&o.IgnoreClientSysID, "ignore-sys-id", false, "ignore client-chosen sys_ids on create, as some instances do")
+	fs.BoolVar(&o.InvalidQueryReturnsNoRows, "invalid-query-no-rows", false, "a query on an unknown field returns no rows (glide.invalid_query.returns_no_rows)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -32,6 +32,9 @@ type Options struct {
 	// glide.invalid_query.returns_no_rows (default false: conditions on
 	// unknown fields are ignored and the rest of the query applies).
 	InvalidQueryReturnsNoRows bool
+	// IgnoreClientSysID makes creates ignore a sys_id the client supplies,
+	// as a business rule (or an old release) on some instances does.
+	IgnoreClientSysID bool
 }
 
 // Faults are injected failures, changeable at run time (PUT /sim/faults).

@@ -454,6 +454,9 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, user, tableName 
 		notAuthorized(w, tableName, "create")
 		return
 	}
+	if s.opts.IgnoreClientSysID {
+		delete(vals, "sys_id")
+	}
 	if id := vals["sys_id"]; id != "" {
 		if !validSysID(id) {
 			delete(vals, "sys_id") // an instance generates its own for a malformed one
