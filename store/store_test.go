@@ -30,11 +30,11 @@ func ev(master, kind, key string) Event {
 	return Event{MasterID: master, Kind: kind, DedupeKey: key, Payload: []byte(`{}`)}
 }
 
-type opener func(t *testing.T) (db *DB, reopen func() *DB)
+type opener func(t testing.TB) (db *DB, reopen func() *DB)
 
 func openers(t *testing.T) map[string]opener {
 	m := map[string]opener{"sqlite": openSQLite}
-	m["postgres"] = func(t *testing.T) (*DB, func() *DB) {
+	m["postgres"] = func(t testing.TB) (*DB, func() *DB) {
 		dsn := os.Getenv("CTIBRIDGE_TEST_POSTGRES")
 		if dsn == "" {
 			t.Skip("SKIP: CTIBRIDGE_TEST_POSTGRES is unset, so the PostgreSQL store tests do not run; set it to a postgres:// URL (.ci/run does)")
@@ -44,7 +44,7 @@ func openers(t *testing.T) map[string]opener {
 	return m
 }
 
-func openSQLite(t *testing.T) (*DB, func() *DB) {
+func openSQLite(t testing.TB) (*DB, func() *DB) {
 	path := filepath.Join(t.TempDir(), "ctibridge.db")
 	open := func() *DB {
 		db, err := Open(context.Background(), path)
@@ -57,7 +57,7 @@ func openSQLite(t *testing.T) (*DB, func() *DB) {
 	return open(), open
 }
 
-func openPostgres(t *testing.T, dsn string) (*DB, func() *DB) {
+func openPostgres(t testing.TB, dsn string) (*DB, func() *DB) {
 	admin, err := sql.Open("pgx", dsn)
 	if err != nil {
 		t.Fatal(err)
