@@ -115,6 +115,9 @@ func DecodeEvent(kind Kind, body []byte) (Event, error) {
 		"disposition": &ev.Disposition, "notes": &ev.Notes,
 	}
 	for key, val := range raw {
+		if key == "" {
+			return ev, &FieldError{"body", "has a field with an empty name"}
+		}
 		s, err := scalar(val)
 		if err != nil {
 			return ev, &FieldError{key, err.Error()}

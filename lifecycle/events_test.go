@@ -102,3 +102,27 @@ func TestDedupeKeyIgnoresRetryNoise(t *testing.T) {
 		t.Error("another agent's answer is the same event")
 	}
 }
+
+// FuzzDecodeEvent: whatever Studio (or an attacker) sends, decoding never
+// panics, and a refusal always names the field at fault.
+func FuzzDecodeEvent(f *testing.F) {
+	f.Add([]byte(`{"ani":"8013203420","skill":42,"custom":"x"}`))
+	f.Add([]byte(`{"agentEmail":"a@b","occurredAt":"2026-11-24T10:00:00Z"}`))
+	f.Add([]byte(`{"ani":{"a":[1,2]}}`))
+	f.Add([]byte("{\"notes\":\"\xff\"}"))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, k := range []Kind{Queued, Answered, Transferred, Released} {
+			ev, err := DecodeEvent(k, body)
+			if err != nil {
+				var fe *FieldError
+				if !errors.As(err, &fe) || fe.Field == "" || fe.Reason == "" {
+					t.Fatalf("%q: error %v does not name a field", body, err)
+				}
+				continue
+			}
+			if len(ev.ANI) > MaxANILen || len(ev.Extra) > MaxExtra || len(ev.Notes) > MaxNotesLen {
+				t.Fatalf("%q: limits not enforced: %+v", body, ev)
+			}
+		}
+	})
+}
