@@ -3,12 +3,15 @@ package bridge_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -21,6 +24,7 @@ import (
 	"github.com/ctibridge/ctibridge/config"
 	"github.com/ctibridge/ctibridge/lifecycle"
 	"github.com/ctibridge/ctibridge/secret"
+	"github.com/ctibridge/ctibridge/snowsim"
 )
 
 // raw sends bytes on a fresh connection and returns the status line's code.
@@ -301,5 +305,64 @@ func TestOpenAPIMatchesTheServer(t *testing.T) {
 	}
 	if code, _ := e.do("GET", "/v2/contacts/1", apiKey, nil); code != 404 {
 		t.Errorf("an undocumented path answered %d", code)
+	}
+}
+
+// TestAdminListener: with a separate admin listener, the console and the
+// admin API live only there; health and metrics answer on both.
+func TestAdminListener(t *testing.T) {
+	sim := snowsim.New(snowsim.Options{})
+	ts := httptest.NewServer(sim)
+	defer ts.Close()
+	cfg, err := config.Load("", func(k string) string {
+		return map[string]string{"CTIBRIDGE_SN_INSTANCE": ts.URL, "CTIBRIDGE_SN_USERNAME": "cti_integration",
+			"CTIBRIDGE_SN_PASSWORD": "cti_integration", "CTIBRIDGE_API_KEYS": apiKey, "CTIBRIDGE_CONSOLE_PASSWORD": "console-pass",
+			"CTIBRIDGE_ADMIN_LISTEN": "127.0.0.1:0", "CTIBRIDGE_DATABASE": filepath.Join(t.TempDir(), "b.db")}[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b, err := bridge.New(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	main, _ := net.Listen("tcp", "127.0.0.1:0")
+	admin, _ := net.Listen("tcp", "127.0.0.1:0")
+	done := make(chan struct{})
+	go func() { b.Serve(ctx, main, admin); b.Close(); close(done) }()
+	defer func() { cancel(); <-done }()
+	status := func(base, path string, basic bool) int {
+		req, _ := http.NewRequest("GET", "http://"+base+path, nil)
+		if basic {
+			req.SetBasicAuth("admin", "console-pass")
+		}
+		resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	m, a := main.Addr().String(), admin.Addr().String()
+	for _, tc := range []struct {
+		addr, path string
+		basic      bool
+		want       int
+	}{
+		{m, "/healthz", false, 200}, {a, "/healthz", false, 200},
+		{m, "/metrics", false, 200}, {a, "/metrics", false, 200},
+		{m, "/readyz", false, 200}, {a, "/readyz", false, 200},
+		{m, "/admin/errors", true, 404}, {a, "/admin/errors", true, 200},
+		{m, "/console/", false, 404}, {a, "/console/", false, 303},
+		{a, "/v1/contacts/1", false, 404},
+	} {
+		if got := status(tc.addr, tc.path, tc.basic); got != tc.want {
+			where := "main"
+			if tc.addr == a {
+				where = "admin"
+			}
+			t.Errorf("%s %s: %d, want %d", where, tc.path, got, tc.want)
+		}
 	}
 }
