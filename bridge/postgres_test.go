@@ -1,0 +1,97 @@
+package bridge_test
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/ctibridge/ctibridge/bridge"
+	"github.com/ctibridge/ctibridge/config"
+	"github.com/ctibridge/ctibridge/lifecycle"
+	"github.com/ctibridge/ctibridge/snowsim"
+)
+
+// TestTwoBridgesShareOnePostgres: two bridges on one PostgreSQL database,
+// Studio's events for each call spread over both (as a load balancer
+// would), end with exactly one correct interaction per call.
+func TestTwoBridgesShareOnePostgres(t *testing.T) {
+	dsn := os.Getenv("CTIBRIDGE_TEST_POSTGRES")
+	if dsn == "" {
+		t.Skip("SKIP: CTIBRIDGE_TEST_POSTGRES is unset, so the shared-PostgreSQL test does not run; .ci/run sets it")
+	}
+	admin, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	b := make([]byte, 6)
+	rand.Read(b)
+	schema := "bridge_" + hex.EncodeToString(b)
+	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Exec("DROP SCHEMA " + schema + " CASCADE")
+	u, _ := url.Parse(dsn)
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+
+	e := setup(t, func(c *config.Config) { c.Database = u.String() })
+	e.sim.SetFaults(snowsim.Faults{Latency: 10 * time.Millisecond})
+	// A second bridge on the same database and instance.
+	cfg2 := *e.cfg
+	ctx, cancel := context.WithCancel(context.Background())
+	b2, err := bridge.New(ctx, &cfg2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	done := make(chan struct{})
+	go func() { b2.Serve(ctx, ln, nil); b2.Close(); close(done) }()
+	defer func() { cancel(); <-done }()
+	urls := []string{e.url, "http://" + ln.Addr().String()}
+
+	const calls = 60
+	for i := range calls {
+		id := fmt.Sprint(80000 + i)
+		for j, kind := range []string{"queued", "answered", "transferred", "released"} {
+			body := `{"ani":"+1 312 555 01` + fmt.Sprintf("%02d", i) + `","agentUserName":"` + []string{"", "jdoe", "asmith", ""}[j] + `"}`
+			req, _ := http.NewRequest("POST", urls[(i+j)%2]+"/v1/contacts/"+id+"/"+kind, strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+apiKey)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("%s %s via bridge %d: %d", id, kind, (i+j)%2, resp.StatusCode)
+			}
+		}
+	}
+	ids := make([]string, calls)
+	for i := range ids {
+		ids[i] = fmt.Sprint(80000 + i)
+	}
+	e.waitSynced(time.Minute, ids...)
+	if n := len(e.sim.Records("interaction")); n != calls {
+		t.Fatalf("%d interactions, want %d", n, calls)
+	}
+	asmith := e.userID("asmith")
+	for _, id := range ids {
+		rec := e.interaction(lifecycle.SysID("ctibridge", id))
+		if rec["state"] != "closed_complete" || rec["assigned_to"] != asmith {
+			t.Errorf("call %s: state %s assigned_to %s", id, rec["state"], rec["assigned_to"])
+		}
+	}
+}
