@@ -272,3 +272,24 @@ func TestInstanceIgnoringSysID(t *testing.T) {
 		t.Errorf("warnings %v, want one about the ignored sys_id", warns)
 	}
 }
+
+// TestThrottledByServiceNow: a run of 429s with Retry-After makes the whole
+// bridge back off, then every call gets through.
+func TestThrottledByServiceNow(t *testing.T) {
+	e := setup(t)
+	e.sim.SetFaults(snowsim.Faults{FailNext: &snowsim.FailNext{Count: 6, Status: 429, RetryAfter: 1}})
+	var ids []string
+	for i := range 5 {
+		id := fmt.Sprint(7700 + i)
+		ids = append(ids, id)
+		e.post(id, "queued", map[string]any{"ani": "+1 312 555 0100"})
+	}
+	e.waitSynced(30*time.Second, ids...)
+	if n := len(e.sim.Records("interaction")); n != 5 {
+		t.Errorf("%d interactions, want 5", n)
+	}
+	_, out := e.do("GET", "/metrics", "", nil)
+	if !regexp.MustCompile(`ctibridge_servicenow_throttled_total [1-9]`).Match(out) {
+		t.Errorf("429s not counted in /metrics")
+	}
+}
