@@ -229,7 +229,13 @@ type stepError struct {
 	err  error
 }
 
-func (e *stepError) Error() string { return string(e.step) + ": " + e.err.Error() }
+func (e *stepError) Error() string {
+	inner := e.err.Error()
+	if strings.Contains(inner, string(e.step)) {
+		return inner // "servicenow: create interaction: 403 ..." says it already
+	}
+	return string(e.step) + ": " + inner
+}
 func (e *stepError) Unwrap() error { return e.err }
 
 func failed(st step, err error) error { return &stepError{st, err} }
