@@ -2,6 +2,7 @@ package bridge_test
 
 import (
 	"context"
+	"html"
 	"io"
 	"net/http"
 	"net/url"
@@ -257,5 +258,36 @@ func TestConsoleRetryAllMatching(t *testing.T) {
 	e.waitSynced(10*time.Second, "9501", "9502", "9503")
 	if open := e.adminErrors("severity=error"); len(open) != 0 {
 		t.Errorf("entries still open after the calls went through: %v", open)
+	}
+}
+
+// TestConsoleLookups: the page lists unmapped agents and callers that were
+// not identified, with the reason.
+func TestConsoleLookups(t *testing.T) {
+	e := setup(t)
+	e.post("9601", "queued", map[string]any{"ani": "+1 312 555 0100"})
+	e.post("9601", "answered", map[string]any{"agentId": "4711", "agentUserName": "temp.agent"})
+	e.post("9602", "queued", map[string]any{"ani": "801-555-0199"})
+	e.post("9603", "queued", map[string]any{"ani": "8013203420"})
+	e.waitSynced(10*time.Second, "9601", "9602", "9603")
+	jar := &cookieJar{}
+	c := &http.Client{Jar: jar}
+	if resp, err := c.PostForm(e.url+"/console/login", url.Values{"username": {"admin"}, "password": {"console-pass"}}); err == nil {
+		resp.Body.Close()
+	}
+	resp, err := c.Get(e.url + "/console/lookups")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	page := html.UnescapeString(string(raw))
+	for _, want := range []string{"temp.agent", "4711", "9601", "+13125550100", "none", "9602", "ambiguous"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("lookups page lacks %q", want)
+		}
+	}
+	if strings.Contains(page, "9603") {
+		t.Error("an identified caller is listed as unidentified")
 	}
 }
