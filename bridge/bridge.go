@@ -89,7 +89,7 @@ func (b *Bridge) lifecycleConfig() lifecycle.Config {
 	l := b.cfg.Lifecycle
 	return lifecycle.Config{
 		Namespace: l.Namespace, States: l.States, KeepOpen: l.KeepOpen, FieldMap: l.FieldMap,
-		Workers: l.Workers, MaxBackoff: l.MaxBackoff, AlertAfter: l.AlertAfter, GiveUpAfter: l.GiveUp,
+		Workers: l.Workers, MaxBackoff: l.MaxBackoff, AlertAfter: l.AlertAfter, GiveUpAfter: l.GiveUp, Retention: l.Retention,
 	}
 }
 

@@ -293,3 +293,35 @@ func TestThrottledByServiceNow(t *testing.T) {
 		t.Errorf("429s not counted in /metrics")
 	}
 }
+
+// TestRetention: finished calls older than the retention leave the store
+// (ServiceNow keeps its records); unfinished ones stay.
+func TestRetention(t *testing.T) {
+	e := setup(t, func(c *config.Config) { c.Lifecycle.Retention = time.Millisecond })
+	e.post("7801", "queued", map[string]any{"ani": "+1 312 555 0100"})
+	e.waitSynced(10*time.Second, "7801")
+	e.sim.SetFaults(snowsim.Faults{Down: true})
+	e.post("7802", "queued", map[string]any{"ani": "+1 312 555 0101"})
+	time.Sleep(10 * time.Millisecond)
+	e.stop()
+	e.start() // purges at start, in the background
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, _ := e.do("GET", "/v1/contacts/7801", apiKey, nil)
+		if code == 404 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("finished call after the retention: %d, want 404 (purged)", code)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code, _ := e.do("GET", "/v1/contacts/7802", apiKey, nil); code != 200 {
+		t.Errorf("unfinished call: %d, want it kept", code)
+	}
+	e.sim.SetFaults(snowsim.Faults{})
+	e.waitSynced(10*time.Second, "7802")
+	if n := len(e.sim.Records("interaction")); n != 2 {
+		t.Errorf("%d interactions in ServiceNow, want 2", n)
+	}
+}

@@ -111,6 +111,7 @@ type Lifecycle struct {
 	MaxBackoff time.Duration     `yaml:"maxBackoff"` // default 5m
 	AlertAfter int               `yaml:"alertAfter"` // failed attempts before the error log (default 3)
 	GiveUp     time.Duration     `yaml:"giveUpAfter"`
+	Retention  time.Duration     `yaml:"retention"` // keep finished calls and resolved errors this long (default 720h; -1s = forever)
 }
 
 // Callers configures caller identification.

@@ -33,6 +33,9 @@ type Config struct {
 	AlertAfter   int           // failed attempts before a transient failure enters the error log (default 3)
 	GiveUpAfter  time.Duration // stop retrying a transient failure after this long (default 24h)
 	WarnWindow   time.Duration // one warning per key per window (default 1h)
+	// Retention is how long finished calls and resolved error entries are
+	// kept (default 30 days; negative = forever). Unfinished work is kept.
+	Retention time.Duration
 }
 
 func (c *Config) defaults() {
@@ -57,6 +60,9 @@ func (c *Config) defaults() {
 	def(&c.MaxBackoff, 5*time.Minute)
 	def(&c.GiveUpAfter, 24*time.Hour)
 	def(&c.WarnWindow, time.Hour)
+	if c.Retention == 0 {
+		c.Retention = 30 * 24 * time.Hour
+	}
 	if c.AlertAfter <= 0 {
 		c.AlertAfter = 3
 	}
@@ -130,6 +136,13 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		}
 	}
 	var wg sync.WaitGroup
+	if r.cfg.Retention > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.purge(ctx)
+		}()
+	}
 	for i := range r.cfg.Workers {
 		wg.Add(1)
 		go func() {
@@ -139,6 +152,27 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	}
 	wg.Wait()
 	return nil
+}
+
+// purge deletes finished calls and resolved error entries older than the
+// retention, at start and then hourly, until ctx ends.
+func (r *Reconciler) purge(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		calls, entries, err := r.db.Purge(ctx, r.now().Add(-r.cfg.Retention))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			r.log.Error("purge", "err", err)
+		case calls+entries > 0:
+			r.log.Info("purged", "calls", calls, "error_entries", entries, "older_than", r.cfg.Retention)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 func (r *Reconciler) work(ctx context.Context, owner string) {

@@ -304,3 +304,23 @@ func (s *DB) Counts(ctx context.Context) (Counts, error) {
 	}
 	return c, nil
 }
+
+// Purge deletes what is no longer needed: calls ServiceNow fully reflects
+// whose last activity is before before (with their events), and error-log
+// entries resolved before it. Calls with work left, parked or leased, and
+// open error entries, are never purged. It reports how many calls and
+// entries it deleted.
+func (s *DB) Purge(ctx context.Context, before time.Time) (calls, entries int64, err error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM contacts WHERE version <= synced_version AND parked = 0
+		AND lease_owner = '' AND updated_at < $1`, ms(before))
+	if err != nil {
+		return 0, 0, fmt.Errorf("store: purge calls: %w", err)
+	}
+	calls, _ = res.RowsAffected()
+	res, err = s.db.ExecContext(ctx, `DELETE FROM error_log WHERE resolved_at > 0 AND resolved_at < $1`, ms(before))
+	if err != nil {
+		return calls, 0, fmt.Errorf("store: purge error log: %w", err)
+	}
+	entries, _ = res.RowsAffected()
+	return calls, entries, nil
+}

@@ -111,6 +111,7 @@ func TestStore(t *testing.T) {
 		"ContactsListAndCounts":      testContactsListAndCounts,
 		"UnknownContactIsNotFound":   testUnknownContact,
 		"PingWrites":                 testPing,
+		"PurgeKeepsUnfinishedWork":   testPurge,
 	}
 	for dbName, open := range openers(t) {
 		t.Run(dbName, func(t *testing.T) {
@@ -394,6 +395,52 @@ func testUnknownContact(t *testing.T, b bundle) {
 	if _, _, err := b.db.Contact(b.ctx, "nope"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("err = %v, want ErrNotFound", err)
 	}
+}
+
+func testPurge(t *testing.T, b bundle) {
+	add := func(id, key string) {
+		t.Helper()
+		if _, _, err := b.db.AddEvent(b.ctx, Event{MasterID: id, Kind: "queued", DedupeKey: key, Payload: []byte(`{}`)}, "0123456789abcdef0123456789abcdef"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range []string{"done", "pending", "parked"} {
+		add(id, "q")
+	}
+	// done: ServiceNow reflects it; pending: never synced; parked: failed.
+	b.db.db.ExecContext(b.ctx, `UPDATE contacts SET synced_version = version, lease_owner = '', parked = 0 WHERE master_id = 'done'`)
+	b.db.db.ExecContext(b.ctx, `UPDATE contacts SET synced_version = 0, lease_owner = '', parked = 0 WHERE master_id = 'pending'`)
+	b.db.db.ExecContext(b.ctx, `UPDATE contacts SET synced_version = 0, lease_owner = '', parked = 1 WHERE master_id = 'parked'`)
+	if _, _, err := b.db.RecordError(b.ctx, ErrorEntry{MasterID: "done", Operation: "create interaction", Severity: SeverityError, Message: "x", DedupeKey: "k1"}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	b.db.ResolveErrors(b.ctx, "done")
+	if _, _, err := b.db.RecordError(b.ctx, ErrorEntry{MasterID: "parked", Operation: "create interaction", Severity: SeverityError, Message: "y", DedupeKey: "k2"}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	b.clock.add(48 * time.Hour)
+	calls, entries, err := b.db.Purge(b.ctx, b.clock.now().Add(-24*time.Hour))
+	if err != nil || calls != 1 || entries != 1 {
+		t.Fatalf("purge: %d calls, %d entries, %v; want 1 and 1", calls, entries, err)
+	}
+	if _, _, err := b.db.Contact(b.ctx, "done"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("the finished call is still there: %v", err)
+	}
+	for _, id := range []string{"pending", "parked"} {
+		if _, evs, err := b.db.Contact(b.ctx, id); err != nil || len(evs) != 1 {
+			t.Errorf("%s was purged: %v", id, err)
+		}
+	}
+	if n, _ := b.db.CountErrors(b.ctx, ErrorFilter{OpenOnly: true}); n != 1 {
+		t.Errorf("%d open entries after purge, want 1", n)
+	}
+	var events int
+	b.db.db.QueryRowContext(b.ctx, `SELECT COUNT(*) FROM events WHERE master_id = 'done'`).Scan(&events)
+	if events != 0 {
+		t.Errorf("%d events of a purged call remain", events)
+	}
+	// A purged call that Studio reports again starts afresh.
+	add("done", "q")
 }
 
 func testPing(t *testing.T, b bundle) {
