@@ -2,6 +2,7 @@ package bridge_test
 
 import (
 	"context"
+	"maps"
 	"html"
 	"io"
 	"net/http"
@@ -76,13 +77,7 @@ func TestConsoleFollowAFailedCallAndRetryIt(t *testing.T) {
 		e.post(id, "answered", map[string]any{"agentUserName": "jdoe"})
 	}
 	e.waitSynced(10*time.Second, "9300", "9310", "9320")
-	role := snowsim.BuiltinRoles()["cti_integration"]
-	broken := snowsim.Role{}
-	for k, v := range role {
-		broken[k] = v
-	}
-	broken["interaction"] = "r"
-	e.sim.PutRole("cti_integration", broken)
+	restore := e.revoke("interaction", "r")
 	e.post("9400", "queued", map[string]any{"ani": "+1 312 555 0100"})
 	deadline := time.Now().Add(10 * time.Second)
 	for !e.status("9400").Parked {
@@ -142,7 +137,7 @@ func TestConsoleFollowAFailedCallAndRetryIt(t *testing.T) {
 	shot(ctx, t, "console-call")
 
 	// Fix the cause, then retry from the error log.
-	e.sim.PutRole("cti_integration", role)
+	restore()
 	step("errors page", chromedp.Navigate(e.url+"/console/errors"), chromedp.WaitVisible(css("#errors")))
 	shot(ctx, t, "console-errors")
 	step("retry", chromedp.Click(css(`button.retry[data-contact="9400"]`)), chromedp.WaitVisible(css("#retried")))
@@ -208,13 +203,7 @@ func (j *cookieJar) Cookies(*url.URL) []*http.Cookie          { return j.cookies
 // the calls behind entries that match the filter.
 func TestConsoleRetryAllMatching(t *testing.T) {
 	e := setup(t)
-	role := snowsim.BuiltinRoles()["cti_integration"]
-	broken := snowsim.Role{}
-	for k, v := range role {
-		broken[k] = v
-	}
-	broken["interaction"] = "r"
-	e.sim.PutRole("cti_integration", broken)
+	restore := e.revoke("interaction", "r")
 	for _, id := range []string{"9501", "9502", "9503"} {
 		e.post(id, "queued", map[string]any{"ani": "+1 312 555 0100"})
 	}
@@ -225,7 +214,7 @@ func TestConsoleRetryAllMatching(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	e.sim.PutRole("cti_integration", role)
+	restore()
 
 	jar := &cookieJar{}
 	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -290,4 +279,14 @@ func TestConsoleLookups(t *testing.T) {
 	if strings.Contains(page, "9603") {
 		t.Error("an identified caller is listed as unidentified")
 	}
+}
+
+// revoke leaves the integration user only the given rights on table, as an
+// admin changing roles would; the returned func puts them back.
+func (e *env) revoke(table, keep string) (restore func()) {
+	role := snowsim.BuiltinRoles()["cti_integration"]
+	changed := maps.Clone(role)
+	changed[table] = keep
+	e.sim.PutRole("cti_integration", changed)
+	return func() { e.sim.PutRole("cti_integration", role) }
 }

@@ -1,12 +1,10 @@
 package bridge_test
 
 import (
-	"context"
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -16,7 +14,7 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib"
 
-	"github.com/ctibridge/ctibridge/bridge"
+	"github.com/ctibridge/ctibridge/bridge/bridgetest"
 	"github.com/ctibridge/ctibridge/config"
 	"github.com/ctibridge/ctibridge/lifecycle"
 	"github.com/ctibridge/ctibridge/snowsim"
@@ -51,16 +49,8 @@ func TestTwoBridgesShareOnePostgres(t *testing.T) {
 	e.sim.SetFaults(snowsim.Faults{Latency: 10 * time.Millisecond})
 	// A second bridge on the same database and instance.
 	cfg2 := *e.cfg
-	ctx, cancel := context.WithCancel(context.Background())
-	b2, err := bridge.New(ctx, &cfg2, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	done := make(chan struct{})
-	go func() { b2.Serve(ctx, ln, nil); b2.Close(); close(done) }()
-	defer func() { cancel(); <-done }()
-	urls := []string{e.url, "http://" + ln.Addr().String()}
+	_, url2 := bridgetest.Serve(t, &cfg2)
+	urls := []string{e.url, url2}
 
 	const calls = 60
 	for i := range calls {

@@ -4,18 +4,14 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/ctibridge/ctibridge/bridge"
-	"github.com/ctibridge/ctibridge/config"
+	"github.com/ctibridge/ctibridge/bridge/bridgetest"
 	"github.com/ctibridge/ctibridge/lifecycle"
 	"github.com/ctibridge/ctibridge/snowsim"
 )
@@ -46,32 +42,16 @@ func TestSecretsNeverLeak(t *testing.T) {
 	d := snowsim.DefaultDataset()
 	d.Users = append(d.Users, snowsim.User{UserName: "cti2", Password: snPassword, Roles: []string{"cti_integration"}})
 	d.OAuthClients = append(d.OAuthClients, snowsim.OAuthClient{ID: "client2", Secret: clientSecret})
-	sim := snowsim.New(snowsim.Options{Data: d})
-	ts := httptest.NewServer(sim)
-	defer ts.Close()
-	cfg, err := config.Load("", func(k string) string {
-		return map[string]string{"CTIBRIDGE_SN_INSTANCE": ts.URL, "CTIBRIDGE_SN_USERNAME": "cti2", "CTIBRIDGE_SN_PASSWORD": snPassword,
-			"CTIBRIDGE_SN_CLIENT_ID": "client2", "CTIBRIDGE_SN_CLIENT_SECRET": clientSecret, "CTIBRIDGE_API_KEYS": studioKey,
-			"CTIBRIDGE_CONSOLE_PASSWORD": consolePass, "CTIBRIDGE_HMAC_SECRET": hmacSecret,
-			"CTIBRIDGE_DATABASE": filepath.Join(t.TempDir(), "b.db")}[k]
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sim, simURL := bridgetest.Simulator(t, snowsim.Options{Data: d})
+	cfg := bridgetest.Config(t, simURL, map[string]string{"CTIBRIDGE_SN_USERNAME": "cti2", "CTIBRIDGE_SN_PASSWORD": snPassword,
+		"CTIBRIDGE_SN_CLIENT_ID": "client2", "CTIBRIDGE_SN_CLIENT_SECRET": clientSecret, "CTIBRIDGE_API_KEYS": studioKey,
+		"CTIBRIDGE_CONSOLE_PASSWORD": consolePass, "CTIBRIDGE_HMAC_SECRET": hmacSecret})
 	cfg.Lifecycle.MaxBackoff = 200 * time.Millisecond
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	log.Debug("configuration", "config", cfg) // even a careless dump of the whole config
-	ctx, cancel := context.WithCancel(context.Background())
-	b, err := bridge.New(ctx, cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	done := make(chan struct{})
-	go func() { b.Serve(ctx, ln, nil); b.Close(); close(done) }()
-	defer func() { cancel(); <-done }()
-	base := "http://" + ln.Addr().String()
+	b, base := bridgetest.Serve(t, cfg, bridgetest.WithLogger(log))
+	ctx := context.Background()
 
 	var seen strings.Builder
 	get := func(path string, set func(*http.Request)) {

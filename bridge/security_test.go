@@ -3,15 +3,12 @@ package bridge_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -21,6 +18,7 @@ import (
 
 	"github.com/ctibridge/ctibridge/api"
 	"github.com/ctibridge/ctibridge/bridge"
+	"github.com/ctibridge/ctibridge/bridge/bridgetest"
 	"github.com/ctibridge/ctibridge/config"
 	"github.com/ctibridge/ctibridge/lifecycle"
 	"github.com/ctibridge/ctibridge/secret"
@@ -311,27 +309,11 @@ func TestOpenAPIMatchesTheServer(t *testing.T) {
 // TestAdminListener: with a separate admin listener, the console and the
 // admin API live only there; health and metrics answer on both.
 func TestAdminListener(t *testing.T) {
-	sim := snowsim.New(snowsim.Options{})
-	ts := httptest.NewServer(sim)
-	defer ts.Close()
-	cfg, err := config.Load("", func(k string) string {
-		return map[string]string{"CTIBRIDGE_SN_INSTANCE": ts.URL, "CTIBRIDGE_SN_USERNAME": "cti_integration",
-			"CTIBRIDGE_SN_PASSWORD": "cti_integration", "CTIBRIDGE_API_KEYS": apiKey, "CTIBRIDGE_CONSOLE_PASSWORD": "console-pass",
-			"CTIBRIDGE_ADMIN_LISTEN": "127.0.0.1:0", "CTIBRIDGE_DATABASE": filepath.Join(t.TempDir(), "b.db")}[k]
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	b, err := bridge.New(ctx, cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	main, _ := net.Listen("tcp", "127.0.0.1:0")
-	admin, _ := net.Listen("tcp", "127.0.0.1:0")
-	done := make(chan struct{})
-	go func() { b.Serve(ctx, main, admin); b.Close(); close(done) }()
-	defer func() { cancel(); <-done }()
+	_, url := bridgetest.Simulator(t, snowsim.Options{})
+	cfg := bridgetest.Config(t, url, map[string]string{"CTIBRIDGE_CONSOLE_PASSWORD": "console-pass", "CTIBRIDGE_ADMIN_LISTEN": "127.0.0.1:0"})
+	var a string
+	_, base := bridgetest.Serve(t, cfg, bridgetest.WithAdmin(&a))
+	m := strings.TrimPrefix(base, "http://")
 	status := func(base, path string, basic bool) int {
 		req, _ := http.NewRequest("GET", "http://"+base+path, nil)
 		if basic {
@@ -344,7 +326,6 @@ func TestAdminListener(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	m, a := main.Addr().String(), admin.Addr().String()
 	for _, tc := range []struct {
 		addr, path string
 		basic      bool

@@ -300,20 +300,31 @@ func (s *Server) PutRole(name string, r Role) {
 	s.roles[name] = r
 }
 
-// allowed reports whether user may do op (r, c, w, d) on tableName.
-// Caller holds mu.
-func (s *Server) allowed(user, tableName string, op byte) bool {
+// userRoles returns the roles granted to user. Caller holds mu.
+func (s *Server) userRoles(user string) []Role {
 	sysID := s.userIDs[user]
 	roleNames := map[string]string{}
 	for _, r := range s.tables["sys_user_role"].rows {
 		roleNames[r["sys_id"]] = r["name"]
 	}
+	var out []Role
 	for _, link := range s.tables["sys_user_has_role"].rows {
-		if link["user"] != sysID {
-			continue
+		if link["user"] == sysID {
+			out = append(out, s.roles[roleNames[link["role"]]])
 		}
-		role := s.roles[roleNames[link["role"]]]
-		if strings.IndexByte(role[tableName], op) >= 0 || strings.IndexByte(role["*"], op) >= 0 {
+	}
+	return out
+}
+
+func (r Role) grants(tableName string, op byte) bool {
+	return strings.IndexByte(r[tableName], op) >= 0 || strings.IndexByte(r["*"], op) >= 0
+}
+
+// allowed reports whether user may do op (r, c, w, d) on tableName.
+// Caller holds mu.
+func (s *Server) allowed(user, tableName string, op byte) bool {
+	for _, role := range s.userRoles(user) {
+		if role.grants(tableName, op) {
 			return true
 		}
 	}
@@ -323,17 +334,8 @@ func (s *Server) allowed(user, tableName string, op byte) bool {
 // visible reports whether user may see row, given the row-level read ACLs
 // of the roles that grant reading tableName. Caller holds mu.
 func (s *Server) visible(user, tableName string, row map[string]string) bool {
-	sysID := s.userIDs[user]
-	roleNames := map[string]string{}
-	for _, r := range s.tables["sys_user_role"].rows {
-		roleNames[r["sys_id"]] = r["name"]
-	}
-	for _, link := range s.tables["sys_user_has_role"].rows {
-		if link["user"] != sysID {
-			continue
-		}
-		role := s.roles[roleNames[link["role"]]]
-		if strings.IndexByte(role[tableName], 'r') < 0 && strings.IndexByte(role["*"], 'r') < 0 {
+	for _, role := range s.userRoles(user) {
+		if !role.grants(tableName, 'r') {
 			continue
 		}
 		cond, limited := role[tableName+":rows"]

@@ -8,9 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -20,8 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ctibridge/ctibridge/bridge"
-	"github.com/ctibridge/ctibridge/config"
+	"github.com/ctibridge/ctibridge/bridge/bridgetest"
 	"github.com/ctibridge/ctibridge/lifecycle"
 	"github.com/ctibridge/ctibridge/snowsim"
 )
@@ -151,28 +148,9 @@ func TestFixturesAreWhatSnippetsSend(t *testing.T) {
 // bridge on the simulator and checks the interaction and the replies the
 // snippets read.
 func TestFixturesDriveTheBridge(t *testing.T) {
-	sim := snowsim.New(snowsim.Options{})
-	ts := httptest.NewServer(sim)
-	defer ts.Close()
-	const key = "studio-contract-key-0123456789"
-	cfg, err := config.Load("", func(k string) string {
-		return map[string]string{"CTIBRIDGE_SN_INSTANCE": ts.URL, "CTIBRIDGE_SN_USERNAME": "cti_integration",
-			"CTIBRIDGE_SN_PASSWORD": "cti_integration", "CTIBRIDGE_API_KEYS": key,
-			"CTIBRIDGE_DATABASE": filepath.Join(t.TempDir(), "b.db")}[k]
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	b, err := bridge.New(ctx, cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	done := make(chan struct{})
-	go func() { b.Serve(ctx, ln, nil); b.Close(); close(done) }()
-	defer func() { cancel(); <-done }()
-	base := "http://" + ln.Addr().String()
+	sim, url := bridgetest.Simulator(t, snowsim.Options{})
+	b, base := bridgetest.Serve(t, bridgetest.Config(t, url, nil))
+	const key = bridgetest.Key
 
 	var sysID string
 	for _, ev := range events {
