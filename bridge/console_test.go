@@ -2,9 +2,9 @@ package bridge_test
 
 import (
 	"context"
-	"maps"
 	"html"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
