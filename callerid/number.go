@@ -169,3 +169,9 @@ func Same(stored string, n Number, region string) bool {
 	}
 	return false
 }
+
+// ValidRegion reports whether region is a region code phone numbers can be
+// read in (US, GB, DE, ...).
+func ValidRegion(region string) bool {
+	return phonenumbers.GetCountryCodeForRegion(strings.ToUpper(region)) != 0
+}

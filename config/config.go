@@ -22,6 +22,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/ctibridge/ctibridge/api"
+	"github.com/ctibridge/ctibridge/callerid"
 	"github.com/ctibridge/ctibridge/lifecycle"
 	"github.com/ctibridge/ctibridge/secret"
 	"github.com/ctibridge/ctibridge/servicenow"
@@ -396,6 +397,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := api.NewKeys(c.APIKeys, c.PlainAPIKeys); err != nil {
 		bad("%v", err)
+	}
+	if !callerid.ValidRegion(c.Callers.Region) {
+		bad("callers.region %q: want a region code like US, GB or DE", c.Callers.Region)
 	}
 	switch c.Callers.Policy {
 	case "", "none", "latest":

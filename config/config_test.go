@@ -161,3 +161,30 @@ func TestSecretsDoNotPrint(t *testing.T) {
 		t.Errorf("secret printed: %s", out)
 	}
 }
+
+func TestFileValidationNamesEachKey(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(path, []byte(`
+environments:
+  default:
+    instance: https://acme.service-now.com
+    auth: {username: u, password: p}
+apiKeys: [{name: studio, sha256: "0000000000000000000000000000000000000000000000000000000000000000"}]
+callers: {region: XX, policy: random}
+security: {ratePerKey: -5, hmacSecret: short}
+tls: {certFile: /etc/cert.pem}
+`), 0o600)
+	_, err := Load(path, env(nil))
+	if err == nil {
+		t.Fatal("invalid configuration accepted")
+	}
+	for _, w := range []string{"callers.region \"XX\"", "callers.policy \"random\"", "security.ratePerKey", "security.hmacSecret", "tls: certFile and keyFile"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not mention %q", err, w)
+		}
+	}
+	if strings.Contains(err.Error(), "short") {
+		t.Errorf("the HMAC secret's value is in the error: %q", err)
+	}
+}
