@@ -417,7 +417,10 @@ func (c *Client) attempt(ctx context.Context, cl *call, u string, body []byte, s
 			Result json.RawMessage `json:"result"`
 		}
 		if err := json.Unmarshal(raw, &env); err != nil || len(env.Result) == 0 {
-			return &Error{Op: cl.op, Table: cl.table, Status: resp.StatusCode, Message: "unreadable reply", Detail: snippet(raw)}
+			// A hibernating or waking instance, or a proxy's page, answers
+			// 200 with HTML: worth trying again later.
+			return &Error{Op: cl.op, Table: cl.table, Status: resp.StatusCode, Message: "unreadable reply",
+				Detail: snippet(raw), Err: errUnreadableReply, unsure: true}
 		}
 		if err := json.Unmarshal(env.Result, cl.out); err != nil {
 			return &Error{Op: cl.op, Table: cl.table, Status: resp.StatusCode, Message: "unexpected result shape", Detail: err.Error()}

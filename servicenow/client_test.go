@@ -458,3 +458,22 @@ func TestIgnoredSysIDIsReported(t *testing.T) {
 		t.Errorf("error %q should name both sys_ids", err)
 	}
 }
+
+// TestHTMLReplyIsTransient: a hibernating instance (or a proxy) answering
+// 200 with a web page is not a permanent failure.
+func TestHTMLReplyIsTransient(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.Write([]byte("<html><body>Your instance is hibernating. Sign in to wake it.</body></html>"))
+	}))
+	defer srv.Close()
+	c, err := servicenow.New(servicenow.Config{Instance: srv.URL, Auth: basic, Retry: servicenow.RetryPolicy{Attempts: 2, Base: time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.List(context.Background(), "sys_user", servicenow.ListOptions{Limit: 1})
+	var se *servicenow.Error
+	if !errors.As(err, &se) || !se.Temporary() || !strings.Contains(err.Error(), "hibernating") {
+		t.Fatalf("err = %v, want a temporary error showing what came back", err)
+	}
+}

@@ -57,6 +57,8 @@ func (e *Error) Unwrap() error { return e.Err }
 // 403 and 404 are permanent (401 only after a fresh login was refused too).
 func (e *Error) Temporary() bool {
 	switch {
+	case errors.Is(e.Err, errUnreadableReply):
+		return true
 	case e.Status == 0:
 		return !errors.Is(e.Err, errConfig)
 	case e.Status == http.StatusRequestTimeout, e.Status == http.StatusTooManyRequests:
@@ -75,7 +77,8 @@ var (
 	// release). The record returned alongside is the one created.
 	ErrSysIDIgnored = errors.New("servicenow: the instance ignored the supplied sys_id")
 
-	errConfig = errors.New("configuration")
+	errConfig          = errors.New("configuration")
+	errUnreadableReply = errors.New("not a Table API answer")
 )
 
 // isDuplicate recognises the instance's refusal of an existing sys_id:
