@@ -64,7 +64,15 @@ func (in *Intake) Accept(ctx context.Context, masterID string, ev Event) (Accept
 // Wait waits until the interaction exists in ServiceNow (its number is known)
 // or ctx ends, and returns the number, "" if it is not there yet.
 func (in *Intake) Wait(ctx context.Context, masterID string) string {
-	t := time.NewTicker(20 * time.Millisecond)
+	var woken <-chan struct{}
+	if in.rec != nil {
+		ch, done := in.rec.synced.add(masterID)
+		defer done()
+		woken = ch
+	}
+	// This bridge's workers wake us; another bridge sharing the database
+	// is noticed by the poll.
+	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	for {
 		c, _, err := in.db.Contact(ctx, masterID)
@@ -76,6 +84,7 @@ func (in *Intake) Wait(ctx context.Context, masterID string) string {
 		select {
 		case <-ctx.Done():
 			return ""
+		case <-woken:
 		case <-t.C:
 		}
 	}

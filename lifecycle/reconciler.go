@@ -88,6 +88,7 @@ type Reconciler struct {
 	obs     Observer
 	owner   string
 	wake    chan struct{}
+	synced  waiters // requests waiting for a call to reach ServiceNow
 	now     func() time.Time
 }
 
@@ -217,6 +218,7 @@ func (r *Reconciler) RunOnce(ctx context.Context, owner string) (bool, error) {
 		if derr := r.db.Done(ctx, owner, c.MasterID, c.Version, s.encode()); derr != nil {
 			return true, derr
 		}
+		r.synced.notify(c.MasterID)
 		if c.Attempts > 0 || c.LastError != "" {
 			// It had failed (an operator's retry resets attempts but
 			// not the last error): its error-log entries are resolved.
