@@ -104,6 +104,35 @@ func LoadDataset(path string) (*Dataset, error) {
 			return nil, fmt.Errorf("dataset %s: unknown table %q", path, t)
 		}
 	}
+	roles := d.roles()
+	for i, u := range d.Users {
+		if u.UserName == "" {
+			return nil, fmt.Errorf("dataset %s: users[%d] has no user_name", path, i)
+		}
+		for _, r := range u.Roles {
+			if _, ok := roles[r]; !ok {
+				return nil, fmt.Errorf("dataset %s: user %s has unknown role %q (define it under roles)", path, u.UserName, r)
+			}
+		}
+	}
+	for name, r := range d.Roles {
+		for table, ops := range r {
+			if strings.HasSuffix(table, ":rows") {
+				continue
+			}
+			if table != "*" && schema[table] == nil {
+				return nil, fmt.Errorf("dataset %s: role %s names unknown table %q", path, name, table)
+			}
+			if strings.Trim(ops, "rcwd") != "" {
+				return nil, fmt.Errorf("dataset %s: role %s on %s: rights are letters from rcwd, got %q", path, name, table, ops)
+			}
+		}
+	}
+	for _, c := range d.OAuthClients {
+		if c.ID == "" || c.Secret == "" {
+			return nil, fmt.Errorf("dataset %s: an OAuth client needs an id and a secret", path)
+		}
+	}
 	return d, nil
 }
 

@@ -573,6 +573,20 @@ func TestDatasets(t *testing.T) {
 			t.Errorf("%s: %d %s", name, r.status, r.raw)
 		}
 	}
+	for content, want := range map[string]string{
+		`{"users":[{"user_name":"x","roles":["nope"]}]}`: `unknown role "nope"`,
+		`{"users":[{"password":"x"}]}`:                   "users[0] has no user_name",
+		`{"roles":{"r":{"no_table":"r"}}}`:               `unknown table "no_table"`,
+		`{"roles":{"r":{"incident":"rx"}}}`:              "rights are letters from rcwd",
+		`{"tables":{"nope":[]}}`:                         `unknown table "nope"`,
+		`{"oauthClients":[{"id":"c"}]}`:                  "needs an id and a secret",
+	} {
+		path := filepath.Join(dir, "bad.json")
+		os.WriteFile(path, []byte(content), 0o600)
+		if _, err := snowsim.LoadDataset(path); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err = %v, want %q", content, err, want)
+		}
+	}
 	bad := filepath.Join(dir, "d.txt")
 	os.WriteFile(bad, []byte("x"), 0o600)
 	if _, err := snowsim.LoadDataset(bad); err == nil || !strings.Contains(err.Error(), ".json") {
