@@ -39,6 +39,9 @@ type Options struct {
 	Wait        time.Duration // wait this long for every call to be in sync (0 = don't)
 	Prefix      string        // master contact id prefix (distinct per run)
 	Seed        uint64
+	// Report, with Progress, prints a progress line at this interval (soak runs).
+	Report   time.Duration
+	Progress io.Writer
 }
 
 // Result summarises a run.
@@ -48,12 +51,16 @@ type Result struct {
 	P50, P95, P99, Max    time.Duration // intake latency
 	Synced                int
 	SyncTime              time.Duration // from the first event to the last call in sync
+	FirstErrors           []string      // the first few failures, to see what went wrong
 }
 
 func (r Result) String() string {
 	s := fmt.Sprintf("%d calls, %d events in %s (%.0f events/s), %d failed\nintake latency p50 %s  p95 %s  p99 %s  max %s",
 		r.Calls, r.Events, r.Elapsed.Round(time.Millisecond), float64(r.Events)/r.Elapsed.Seconds(), r.Failed,
 		r.P50, r.P95, r.P99, r.Max)
+	for _, e := range r.FirstErrors {
+		s += "\nfailed: " + e
+	}
 	if r.SyncTime > 0 || r.Synced > 0 {
 		s += fmt.Sprintf("\n%d/%d calls in sync with ServiceNow after %s", r.Synced, r.Calls, r.SyncTime.Round(time.Millisecond))
 	}
@@ -115,6 +122,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	var (
 		mu        sync.Mutex
 		latencies []time.Duration
+		firstErrs []string
 		failed    atomic.Int64
 		events    atomic.Int64
 	)
@@ -132,6 +140,11 @@ func Run(ctx context.Context, o Options) (Result, error) {
 					events.Add(1)
 					if err != nil {
 						failed.Add(1)
+						mu.Lock()
+						if len(firstErrs) < 5 {
+							firstErrs = append(firstErrs, err.Error())
+						}
+						mu.Unlock()
 						continue
 					}
 					mu.Lock()
@@ -142,6 +155,24 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		}()
 	}
 	start := time.Now()
+	if o.Report > 0 && o.Progress != nil {
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			t := time.NewTicker(o.Report)
+			defer t.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+					el := time.Since(start)
+					fmt.Fprintf(o.Progress, "%6s  %d events (%.0f/s), %d failed\n", el.Round(time.Second), events.Load(),
+						float64(events.Load())/el.Seconds(), failed.Load())
+				}
+			}
+		}()
+	}
 	var tick *time.Ticker
 	if o.Rate > 0 {
 		tick = time.NewTicker(time.Duration(float64(time.Second) / o.Rate))
@@ -164,7 +195,7 @@ feed:
 	}
 	close(work)
 	wg.Wait()
-	res := Result{Calls: len(calls), Events: int(events.Load()), Failed: int(failed.Load()), Elapsed: time.Since(start)}
+	res := Result{Calls: len(calls), Events: int(events.Load()), Failed: int(failed.Load()), Elapsed: time.Since(start), FirstErrors: firstErrs}
 	slices.Sort(latencies)
 	if n := len(latencies); n > 0 {
 		q := func(p float64) time.Duration { return latencies[min(n-1, int(p*float64(n)))] }
@@ -263,6 +294,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&o.Wait, "wait", 0, "wait up to this long for ServiceNow to reflect every call")
 	fs.StringVar(&o.Prefix, "prefix", "", "master contact id prefix (default: derived from the time)")
 	fs.Uint64Var(&o.Seed, "seed", 1, "random seed")
+	fs.DurationVar(&o.Report, "report", 0, "print progress at this interval, e.g. 10s (soak runs)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -276,6 +308,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return errors.New("simulate: --key is required (or CTIBRIDGE_SIMULATE_KEY)")
 	}
 	o.Bridge = strings.TrimRight(o.Bridge, "/")
+	o.Progress = stdout
 	res, err := Run(ctx, o)
 	fmt.Fprintln(stdout, res)
 	if err != nil {

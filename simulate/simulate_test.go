@@ -22,11 +22,11 @@ func TestSimulateDrivesABridge(t *testing.T) {
 
 	var out bytes.Buffer
 	err := simulate.Main(context.Background(), []string{"--bridge", base, "--key", key,
-		"--calls", "40", "--shuffle", "--dup", "0.3", "--wait", "60s", "--concurrency", "4"}, &out, &out)
+		"--calls", "40", "--shuffle", "--dup", "0.3", "--wait", "60s", "--concurrency", "4", "--rate", "40", "--report", "200ms"}, &out, &out)
 	if err != nil {
 		t.Fatalf("simulate: %v\n%s", err, out.String())
 	}
-	if !strings.Contains(out.String(), "40/40 calls in sync") || !strings.Contains(out.String(), "0 failed") {
+	if !strings.Contains(out.String(), "40/40 calls in sync") || !strings.Contains(out.String(), "0 failed") || !strings.Contains(out.String(), "events (") {
 		t.Errorf("report:\n%s", out.String())
 	}
 	if n := len(sim.Records("interaction")); n != 40 {
@@ -34,5 +34,11 @@ func TestSimulateDrivesABridge(t *testing.T) {
 	}
 	if _, err := simulate.Run(context.Background(), simulate.Options{Calls: 0}); err == nil {
 		t.Error("zero calls accepted")
+	}
+	// A wrong key: every event fails, and the report says why.
+	out.Reset()
+	err = simulate.Main(context.Background(), []string{"--bridge", base, "--key", "wrong-key-0123456789", "--calls", "2", "--dup", "0"}, &out, &out)
+	if err == nil || !strings.Contains(out.String(), "failed: ") || !strings.Contains(out.String(), "HTTP 401") {
+		t.Errorf("wrong key: %v\n%s", err, out.String())
 	}
 }
