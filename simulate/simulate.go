@@ -202,7 +202,7 @@ feed:
 		res.P50, res.P95, res.P99, res.Max = q(.50), q(.95), q(.99), latencies[n-1]
 	}
 	if o.Wait > 0 {
-		res.Synced = waitSynced(ctx, client, o, calls, start)
+		res.Synced = waitSynced(ctx, client, o, calls)
 		res.SyncTime = time.Since(start)
 	}
 	return res, ctx.Err()
@@ -243,8 +243,10 @@ func post(ctx context.Context, c *http.Client, o Options, e event) error {
 	}
 }
 
-func waitSynced(ctx context.Context, c *http.Client, o Options, calls [][]event, start time.Time) int {
-	deadline := start.Add(o.Wait)
+// waitSynced waits up to o.Wait after the last event for every call to be in
+// sync, and returns how many are.
+func waitSynced(ctx context.Context, c *http.Client, o Options, calls [][]event) int {
+	deadline := time.Now().Add(o.Wait)
 	pending := make([]string, 0, len(calls))
 	for _, evs := range calls {
 		pending = append(pending, evs[0].id)
@@ -291,7 +293,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.Concurrency, "concurrency", 16, "requests in flight")
 	fs.Float64Var(&o.DupRate, "dup", 0.1, "fraction of events sent twice, as Studio retries do")
 	fs.BoolVar(&o.Shuffle, "shuffle", false, "send each call's events in random order")
-	fs.DurationVar(&o.Wait, "wait", 0, "wait up to this long for ServiceNow to reflect every call")
+	fs.DurationVar(&o.Wait, "wait", 0, "after the last event, wait up to this long for ServiceNow to reflect every call")
 	fs.StringVar(&o.Prefix, "prefix", "", "master contact id prefix (default: derived from the time)")
 	fs.Uint64Var(&o.Seed, "seed", 1, "random seed")
 	fs.DurationVar(&o.Report, "report", 0, "print progress at this interval, e.g. 10s (soak runs)")
