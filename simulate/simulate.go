@@ -156,9 +156,10 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	start := time.Now()
 	if o.Report > 0 && o.Progress != nil {
-		stop := make(chan struct{})
-		defer close(stop)
+		stop, stopped := make(chan struct{}), make(chan struct{})
+		defer func() { close(stop); <-stopped }() // no progress line after Run returns
 		go func() {
+			defer close(stopped)
 			t := time.NewTicker(o.Report)
 			defer t.Stop()
 			for {
