@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -204,6 +205,13 @@ func rights(ctx context.Context, r *Report, sn *servicenow.Client, cfg *config.C
 	st := cfg.Lifecycle.States
 	fields := map[string]string{"type": "phone", "direction": "inbound", "state": st.New,
 		"caller_phone_number": "+18005550100", "short_description": "ctibridge doctor test — safe to delete"}
+	// The fields lifecycle.fieldMap writes must exist too: an instance
+	// silently drops a field it does not have.
+	for attr, field := range cfg.Lifecycle.FieldMap {
+		if _, std := fields[field]; !std {
+			fields[field] = "doctor-" + attr
+		}
+	}
 	rec, err := sn.Insert(ctx, "interaction", fields, servicenow.InsertOptions{})
 	if err != nil {
 		r.add(Check{Name: "create interaction", Detail: err.Error(), Fix: rightFix("interaction", "create")})
@@ -215,9 +223,14 @@ func rights(ctx context.Context, r *Report, sn *servicenow.Client, cfg *config.C
 	var problems []string
 	for k, v := range fields {
 		if got := rec.Get(k); got != v {
+			if _, present := rec[k]; !present {
+				problems = append(problems, fmt.Sprintf("field %s does not exist on interaction", k))
+				continue
+			}
 			problems = append(problems, fmt.Sprintf("%s written %q, read back %q", k, v, got))
 		}
 	}
+	slices.Sort(problems)
 	updated := true
 	for _, state := range []string{st.WorkInProgress, st.ClosedComplete} {
 		back, err := sn.Patch(ctx, "interaction", id, map[string]string{"state": state, "work_notes": "ctibridge doctor: checking state " + state})
@@ -254,7 +267,7 @@ func rights(ctx context.Context, r *Report, sn *servicenow.Client, cfg *config.C
 	}
 	if len(problems) > 0 {
 		r.add(Check{Name: "interaction fields and states", Detail: strings.Join(problems, "; "),
-			Fix: "set lifecycle.states to this instance's interaction state values, and check that the interaction table (plugin com.glide.interaction) has these fields"})
+			Fix: "set lifecycle.states to this instance's interaction state values; create the missing fields on interaction or correct lifecycle.fieldMap; the interaction table comes with plugin com.glide.interaction"})
 	} else {
 		r.add(Check{Name: "interaction fields and states", OK: true, Detail: "every field and state written was read back"})
 	}

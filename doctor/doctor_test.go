@@ -177,3 +177,26 @@ func TestMainJSONAndExitStatus(t *testing.T) {
 		t.Errorf("checklist:\n%s", out.String())
 	}
 }
+
+// TestFieldMapFieldsMustExist: a fieldMap target the instance does not have
+// is reported (an instance drops unknown fields without an error).
+func TestFieldMapFieldsMustExist(t *testing.T) {
+	_, url := simWith(t, "")
+	for name, tc := range map[string]struct {
+		field string
+		ok    bool
+	}{"existing custom field": {"u_skill", true}, "missing custom field": {"u_customer_tier", false}} {
+		t.Run(name, func(t *testing.T) {
+			cfg, err := load(t, map[string]string{"CTIBRIDGE_SN_INSTANCE": url, "CTIBRIDGE_SN_USERNAME": "probe", "CTIBRIDGE_SN_PASSWORD": "probe-pass"})
+			cfg.Lifecycle.FieldMap = map[string]string{"skillName": tc.field}
+			rep := doctor.Run(context.Background(), cfg, err, nil)
+			c := checks(rep)["interaction fields and states"]
+			if c.OK != tc.ok || rep.OK != tc.ok {
+				t.Fatalf("%+v", c)
+			}
+			if !tc.ok && (!strings.Contains(c.Detail, "u_customer_tier does not exist") || !strings.Contains(c.Fix, "fieldMap")) {
+				t.Errorf("check %+v should name the field and the fix", c)
+			}
+		})
+	}
+}
