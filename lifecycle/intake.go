@@ -193,13 +193,17 @@ func (in *Intake) Calls(ctx context.Context, f store.ContactFilter) ([]Status, e
 	if err != nil {
 		return nil, err
 	}
+	ids := make([]string, len(cs))
+	for i, c := range cs {
+		ids[i] = c.MasterID
+	}
+	evs, err := in.db.EventsOf(ctx, ids...)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]Status, 0, len(cs))
 	for _, c := range cs {
-		_, evs, err := in.db.Contact(ctx, c.MasterID)
-		if err != nil {
-			return nil, err
-		}
-		st, err := in.status(c, evs)
+		st, err := in.status(c, evs[c.MasterID])
 		if err != nil {
 			return nil, err
 		}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -185,25 +186,44 @@ func (s *DB) Contact(ctx context.Context, masterID string) (Contact, []Event, er
 	return c, evs, err
 }
 
+const eventCols = `id, master_id, kind, dedupe_key, occurred_at, received_at, payload`
+
+func scanEvent(row interface{ Scan(...any) error }) (Event, error) {
+	var e Event
+	var occ, rec int64
+	var payload string
+	err := row.Scan(&e.ID, &e.MasterID, &e.Kind, &e.DedupeKey, &occ, &rec, &payload)
+	e.OccurredAt, e.ReceivedAt, e.Payload = fromMS(occ), fromMS(rec), []byte(payload)
+	return e, err
+}
+
 func (s *DB) events(ctx context.Context, masterID string) ([]Event, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, master_id, kind, dedupe_key, occurred_at, received_at, payload
-		FROM events WHERE master_id = $1 ORDER BY id`, masterID)
-	if err != nil {
-		return nil, fmt.Errorf("store: events of %s: %w", masterID, err)
-	}
-	defer rows.Close()
-	var evs []Event
-	for rows.Next() {
-		var e Event
-		var occ, rec int64
-		var payload string
-		if err := rows.Scan(&e.ID, &e.MasterID, &e.Kind, &e.DedupeKey, &occ, &rec, &payload); err != nil {
-			return nil, fmt.Errorf("store: events of %s: %w", masterID, err)
+	return queryAll(ctx, s.db, "events of "+masterID, scanEvent,
+		`SELECT `+eventCols+` FROM events WHERE master_id = $1 ORDER BY id`, masterID)
+}
+
+// EventsOf returns the events of several calls in one query, each call's
+// in arrival order.
+func (s *DB) EventsOf(ctx context.Context, masterIDs ...string) (map[string][]Event, error) {
+	out := make(map[string][]Event, len(masterIDs))
+	for len(masterIDs) > 0 {
+		batch := masterIDs[:min(len(masterIDs), 500)]
+		masterIDs = masterIDs[len(batch):]
+		marks := make([]string, len(batch))
+		args := make([]any, len(batch))
+		for i, id := range batch {
+			marks[i], args[i] = "$"+strconv.Itoa(i+1), id
 		}
-		e.OccurredAt, e.ReceivedAt, e.Payload = fromMS(occ), fromMS(rec), []byte(payload)
-		evs = append(evs, e)
+		evs, err := queryAll(ctx, s.db, "events of calls", scanEvent,
+			`SELECT `+eventCols+` FROM events WHERE master_id IN (`+strings.Join(marks, ", ")+`) ORDER BY id`, args...)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range evs {
+			out[e.MasterID] = append(out[e.MasterID], e)
+		}
 	}
-	return evs, rows.Err()
+	return out, nil
 }
 
 // ContactFilter selects contacts for listing, newest activity first.

@@ -109,6 +109,7 @@ func TestStore(t *testing.T) {
 		"EventsSurviveReopen":        testEventsSurviveReopen,
 		"ErrorLogDedupesAndResolves": testErrorLog,
 		"ContactsListAndCounts":      testContactsListAndCounts,
+		"EventsOfSeveralCalls":       testEventsOf,
 		"UnknownContactIsNotFound":   testUnknownContact,
 		"PingWrites":                 testPing,
 		"PurgeKeepsUnfinishedWork":   testPurge,
@@ -368,6 +369,27 @@ func testErrorLog(t *testing.T, b bundle) {
 	}
 	if _, err := b.db.Error(b.ctx, 9999); !errors.Is(err, ErrNotFound) {
 		t.Errorf("missing entry: %v", err)
+	}
+}
+
+func testEventsOf(t *testing.T, b bundle) {
+	mustAdd(t, b, ev("a", "queued", "q"))
+	mustAdd(t, b, ev("b", "queued", "q"))
+	mustAdd(t, b, ev("a", "released", "r"))
+	got, err := b.db.EventsOf(b.ctx, "a", "b", "never")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got["a"]) != 2 || got["a"][0].Kind != "queued" || got["a"][1].Kind != "released" || len(got["b"]) != 1 || len(got["never"]) != 0 {
+		t.Errorf("events = %+v", got)
+	}
+	ids := make([]string, 1200) // more than one batch
+	for i := range ids {
+		ids[i] = fmt.Sprint("x", i)
+	}
+	ids[1100] = "b"
+	if got, err := b.db.EventsOf(b.ctx, ids...); err != nil || len(got["b"]) != 1 {
+		t.Errorf("batched: %v %v", got, err)
 	}
 }
 
