@@ -177,7 +177,7 @@ func (o ListOptions) values() url.Values {
 // List returns the records of table matching opts.
 func (c *Client) List(ctx context.Context, table string, opts ListOptions) ([]Record, error) {
 	var out []Record
-	err := c.do(ctx, call{op: "list", method: http.MethodGet, table: table, query: opts.values(), out: &out, safe: true})
+	err := c.do(ctx, &call{op: "list", method: http.MethodGet, table: table, query: opts.values(), out: &out, safe: true})
 	return out, err
 }
 
@@ -187,7 +187,7 @@ func (c *Client) Get(ctx context.Context, table, sysID string) (Record, error) {
 		return nil, err
 	}
 	var out Record
-	err := c.do(ctx, call{op: "read", method: http.MethodGet, table: table, sysID: sysID, out: &out, safe: true})
+	err := c.do(ctx, &call{op: "read", method: http.MethodGet, table: table, sysID: sysID, out: &out, safe: true})
 	return out, err
 }
 
@@ -217,7 +217,7 @@ func (c *Client) Insert(ctx context.Context, table string, fields map[string]str
 		body["sys_id"] = opts.SysID
 	}
 	var out Record
-	cl := call{op: "create", method: http.MethodPost, table: table, body: body, out: &out, safe: opts.SysID != "", unsure: new(int)}
+	cl := &call{op: "create", method: http.MethodPost, table: table, body: body, out: &out, safe: opts.SysID != ""}
 	err := c.do(ctx, cl)
 	var se *Error
 	if opts.SysID != "" && errors.As(err, &se) && se.isDuplicate() && cl.ambiguous() {
@@ -247,7 +247,7 @@ func (c *Client) Patch(ctx context.Context, table, sysID string, fields map[stri
 		return nil, err
 	}
 	var out Record
-	err := c.do(ctx, call{op: "update", method: http.MethodPatch, table: table, sysID: sysID, body: fields, out: &out, safe: true})
+	err := c.do(ctx, &call{op: "update", method: http.MethodPatch, table: table, sysID: sysID, body: fields, out: &out, safe: true})
 	return out, err
 }
 
@@ -256,7 +256,7 @@ func (c *Client) Delete(ctx context.Context, table, sysID string) error {
 	if err := checkSysID(table, sysID); err != nil {
 		return err
 	}
-	return c.do(ctx, call{op: "delete", method: http.MethodDelete, table: table, sysID: sysID, safe: true})
+	return c.do(ctx, &call{op: "delete", method: http.MethodDelete, table: table, sysID: sysID, safe: true})
 }
 
 func checkSysID(table, id string) error {
@@ -275,19 +275,16 @@ type call struct {
 	// safe: repeating the request cannot do harm (reads, patches, deletes,
 	// creates with a chosen sys_id).
 	safe bool
-	// sent counts attempts whose outcome is unknown (the request may have
+	// unsure counts attempts whose outcome is unknown (the request may have
 	// been applied): transport errors after sending, 5xx, timeouts.
-	unsure *int
+	unsure int
 }
 
-func (cl *call) ambiguous() bool { return cl.unsure != nil && *cl.unsure > 0 }
+func (cl *call) ambiguous() bool { return cl.unsure > 0 }
 
-func (c *Client) do(ctx context.Context, cl call) error {
+func (c *Client) do(ctx context.Context, cl *call) error {
 	if !validTable(cl.table) {
 		return &Error{Op: cl.op, Table: cl.table, Message: "invalid table name", Err: errConfig}
-	}
-	if cl.unsure == nil {
-		cl.unsure = new(int)
 	}
 	u := *c.base
 	u.Path = "/api/now/table/" + cl.table
@@ -305,10 +302,13 @@ func (c *Client) do(ctx context.Context, cl call) error {
 	reauthed := false
 	stale := 0
 	for attempt := 1; ; attempt++ {
-		err := c.attempt(ctx, &cl, u.String(), body, stale)
+		err := c.attempt(ctx, cl, u.String(), body, stale)
 		var se *Error
 		if err == nil || !errors.As(err, &se) {
 			return err
+		}
+		if se.unsure {
+			cl.unsure++
 		}
 		if se.Status == http.StatusUnauthorized && c.tokens != nil && !reauthed {
 			// The token may have been revoked or expired early: one more
@@ -393,9 +393,6 @@ func (c *Client) attempt(ctx context.Context, cl *call, u string, body []byte, s
 			// A refused connection never reached the instance; anything
 			// else may have been applied.
 			e.unsure = !isDialError(err)
-			if e.unsure {
-				*cl.unsure++
-			}
 		}
 		if ctx.Err() != nil {
 			e.Err = ctx.Err()
@@ -406,7 +403,6 @@ func (c *Client) attempt(ctx context.Context, cl *call, u string, body []byte, s
 	ri.Status = resp.StatusCode
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
 	if err != nil {
-		*cl.unsure++
 		return &Error{Op: cl.op, Table: cl.table, Status: resp.StatusCode, Err: scrub(err), unsure: true}
 	}
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
@@ -460,7 +456,6 @@ func (c *Client) attempt(ctx context.Context, cl *call, u string, body []byte, s
 		// 502/504 from a proxy, or a 500 after a partial write: the
 		// instance may have applied the request.
 		e.unsure = true
-		*cl.unsure++
 	}
 	return e
 }
