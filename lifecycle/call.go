@@ -1,9 +1,10 @@
 package lifecycle
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
-	"sort"
+	"slices"
 	"time"
 
 	"github.com/ctibridge/ctibridge/store"
@@ -20,24 +21,49 @@ type Call struct {
 	Released   *Event
 }
 
-// Summarize folds stored events into a Call.
+// Summarize folds stored events into a Call (evs in arrival order).
+//
+// The result depends only on the set of events, not on the order they
+// arrived in, as far as the events allow: Studio retries and parallel
+// requests deliver them in any order. When every agent event carries an
+// occurredAt stamp, the stamps order the agents. Without stamps the kinds
+// order themselves, because a call cannot go otherwise: an answer precedes
+// the transfers of the same call; answers among themselves and transfers
+// among themselves keep their arrival order. Queued and released events are
+// single moments: the earliest of each counts.
 func Summarize(masterID string, evs []store.Event) (Call, error) {
 	c := Call{MasterID: masterID}
 	decoded := make([]Event, 0, len(evs))
+	stamped := true // every agent event carries an occurredAt from Studio
+	keys := map[string]bool{}
 	for _, se := range evs {
 		var e Event
 		if err := json.Unmarshal(se.Payload, &e); err != nil {
 			return c, fmt.Errorf("event %d of %s: %w", se.ID, masterID, err)
 		}
 		e.Kind = Kind(se.Kind)
+		k := e.DedupeKey()
+		if keys[k] {
+			continue // the store keeps one of each; be as strict here
+		}
+		keys[k] = true
 		if e.OccurredAt.IsZero() {
+			if e.Kind == Answered || e.Kind == Transferred {
+				stamped = false
+			}
 			e.OccurredAt = se.OccurredAt
 		}
 		decoded = append(decoded, e)
 	}
-	// Occurrence order; events received in one order but stamped otherwise
-	// sort by their stamps. Ties keep arrival order.
-	sort.SliceStable(decoded, func(i, j int) bool { return decoded[i].OccurredAt.Before(decoded[j].OccurredAt) })
+	slices.SortStableFunc(decoded, func(a, b Event) int {
+		if ra, rb := rank(a.Kind, stamped), rank(b.Kind, stamped); ra != rb {
+			return cmp.Compare(ra, rb)
+		}
+		if stamped || a.Kind == Queued || a.Kind == Released {
+			return a.OccurredAt.Compare(b.OccurredAt)
+		}
+		return 0 // arrival order
+	})
 	seen := map[string]bool{}
 	for i := range decoded {
 		e := decoded[i]
@@ -59,6 +85,24 @@ func Summarize(masterID string, evs []store.Event) (Call, error) {
 		}
 	}
 	return c, nil
+}
+
+// rank is a kind's place in every call: queued, then the agents, then the
+// release. With stamps, answers and transfers share a rank and the stamps
+// decide between them.
+func rank(k Kind, stamped bool) int {
+	switch k {
+	case Queued:
+		return 0
+	case Answered:
+		return 1
+	case Transferred:
+		if stamped {
+			return 1
+		}
+		return 2
+	}
+	return 3
 }
 
 // Answered reports whether any agent ever took the call.

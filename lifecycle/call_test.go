@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"encoding/json"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -119,5 +120,106 @@ func TestScreenPop(t *testing.T) {
 	}
 	if _, err := NewScreenPop("https://x", "nowhere"); err == nil {
 		t.Error("unknown workspace accepted")
+	}
+}
+
+// permutations calls f with every order of evs.
+func permutations(evs []Event, f func([]Event)) {
+	var rec func(k int)
+	rec = func(k int) {
+		if k == len(evs) {
+			f(slices.Clone(evs))
+			return
+		}
+		for i := k; i < len(evs); i++ {
+			evs[k], evs[i] = evs[i], evs[k]
+			rec(k + 1)
+			evs[k], evs[i] = evs[i], evs[k]
+		}
+	}
+	rec(0)
+}
+
+// TestEveryOrderOfACall feeds the events of an answered call with two
+// transfers in all 120 arrival orders, each also with a retried (duplicated)
+// event, and checks the call the reconciler would write.
+func TestEveryOrderOfACall(t *testing.T) {
+	t.Parallel()
+	st := DefaultStates()
+	for _, withStamps := range []bool{false, true} {
+		stamp := func(s int) time.Time {
+			if withStamps {
+				return at(s)
+			}
+			return time.Time{}
+		}
+		q := Event{Kind: Queued, ANI: "8013203420", ContactID: "c1", OccurredAt: stamp(0)}
+		a := Event{Kind: Answered, AgentUserName: "jdoe", ContactID: "c1", OccurredAt: stamp(10)}
+		t1 := Event{Kind: Transferred, AgentUserName: "asmith", ContactID: "c2", OccurredAt: stamp(20)}
+		t2 := Event{Kind: Transferred, AgentUserName: "bjones", ContactID: "c3", OccurredAt: stamp(30)}
+		r := Event{Kind: Released, Reason: "hangup", OccurredAt: stamp(40)}
+		n := 0
+		permutations([]Event{q, a, t1, t2, r}, func(order []Event) {
+			n++
+			// A retry of any one event, arriving last, changes nothing.
+			for dup := -1; dup < len(order); dup++ {
+				evs := order
+				if dup >= 0 {
+					evs = append(slices.Clone(order), order[dup])
+				}
+				// Stored events carry the arrival time when Studio sent none.
+				st0 := stored(evs...)
+				for i := range st0 {
+					if st0[i].OccurredAt.IsZero() {
+						st0[i].OccurredAt = at(100 + i)
+					}
+				}
+				c, err := Summarize("m", st0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				// With stamps, the stamps decide; without, the transfer
+				// that arrived last has the call.
+				want := "bjones"
+				if !withStamps && slices.IndexFunc(order, isAgent("bjones")) < slices.IndexFunc(order, isAgent("asmith")) {
+					want = "asmith"
+				}
+				got := []string{}
+				for _, e := range c.Agents {
+					got = append(got, e.AgentUserName)
+				}
+				if c.State(st, false) != "closed_complete" || c.Agent() == nil || c.Agent().AgentUserName != want ||
+					got[0] != "jdoe" || len(got) != 3 || c.Queued == nil || c.Released == nil {
+					t.Fatalf("stamps=%v order %v (dup %d): state %q, agents %v, want closed_complete ending with %s",
+						withStamps, kinds(evs), dup, c.State(st, false), got, want)
+				}
+				if c.ContactIDs[0] != "c1" {
+					t.Fatalf("stamps=%v order %v: contact ids %v, want c1 first", withStamps, kinds(evs), c.ContactIDs)
+				}
+			}
+		})
+		if n != 120 {
+			t.Fatalf("%d orders tried, want 120", n)
+		}
+	}
+}
+
+func isAgent(name string) func(Event) bool {
+	return func(e Event) bool { return e.AgentUserName == name }
+}
+
+// TestStampsOrderAnswersAndTransfers: a call answered again after going back
+// to the queue follows the stamps, whatever the kinds say.
+func TestStampsOrderAnswersAndTransfers(t *testing.T) {
+	t.Parallel()
+	a1 := Event{Kind: Answered, AgentUserName: "jdoe", OccurredAt: at(10)}
+	x := Event{Kind: Transferred, AgentUserName: "asmith", OccurredAt: at(20)}
+	a2 := Event{Kind: Answered, AgentUserName: "bjones", ContactID: "2", OccurredAt: at(30)}
+	c, err := Summarize("m", stored(a2, x, a1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Agent().AgentUserName; got != "bjones" {
+		t.Errorf("agent %q, want bjones (the latest stamp)", got)
 	}
 }
