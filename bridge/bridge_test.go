@@ -517,3 +517,70 @@ func TestRestartLosesAndDoublesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestNotesOnceWhenRepliesAreLost: ServiceNow applies half of the writes
+// without answering (the reply is lost after the commit). Every call still
+// gets one interaction, and each work note is in its journal exactly once.
+func TestNotesOnceWhenRepliesAreLost(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	e.sim.SetFaults(snowsim.Faults{DropReplyRate: 0.5})
+	var ids []string
+	for i := range 12 {
+		ids = append(ids, fmt.Sprintf("%d", 52000+i))
+	}
+	// One moment at a time, so that creates, assignments, the transfer and
+	// the release are separate writes, each of which may lose its reply.
+	steps := []struct{ kind, body string }{
+		{"queued", `{"ani":"8015550199"}`},
+		{"answered", `{"agentUserName":"jdoe"}`},
+		{"transferred", `{"agentUserName":"nobody-here"}`}, // unmapped: a note of its own
+		{"transferred", `{"agentUserName":"asmith"}`},
+		{"released", `{"reason":"caller hung up"}`},
+	}
+	for _, st := range steps {
+		for _, id := range ids {
+			e.post(id, st.kind, st.body)
+		}
+		e.waitSynced(time.Minute, ids...)
+	}
+	// Abandoned calls whose events arrive together: create, then the note.
+	var abandoned []string
+	for i := range 6 {
+		id := fmt.Sprintf("%d", 53000+i)
+		abandoned = append(abandoned, id)
+		e.post(id, "queued", `{"ani":"8015550198"}`)
+		e.post(id, "released", `{}`)
+	}
+	e.waitSynced(time.Minute, abandoned...)
+	e.sim.SetFaults(snowsim.Faults{})
+
+	if n := len(e.sim.Records("interaction")); n != len(ids)+len(abandoned) {
+		t.Errorf("%d interactions, want %d", n, len(ids)+len(abandoned))
+	}
+	count := func(sysID, text string) int {
+		n := 0
+		for _, j := range e.sim.Journal("interaction", sysID, "work_notes") {
+			n += strings.Count(j.Value, text)
+		}
+		return n
+	}
+	for _, id := range ids {
+		sysID := lifecycle.SysID("ctibridge", id)
+		for _, text := range []string{"has no ServiceNow user", "transferred from John Doe to nobody-here", "from nobody-here to Anna Smith", "ctibridge: call ended."} {
+			if n := count(sysID, text); n != 1 {
+				t.Errorf("call %s: note %q written %d times, want once; journal:\n%s", id, text, n, e.notes(sysID))
+			}
+		}
+		rec := e.interaction(sysID)
+		if rec["state"] != "closed_complete" || rec["assigned_to"] != e.userID("asmith") {
+			t.Errorf("call %s: state %q assigned to %q, want closed_complete and asmith", id, rec["state"], rec["assigned_to"])
+		}
+	}
+	for _, id := range abandoned {
+		sysID := lifecycle.SysID("ctibridge", id)
+		if n := count(sysID, "caller hung up before an agent answered"); n != 1 {
+			t.Errorf("abandoned call %s: release note written %d times, want once; journal:\n%s", id, n, e.notes(sysID))
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -23,6 +24,15 @@ type synced struct {
 	Caller    *Caller              `json:"caller,omitempty"`  // identification, done once per ANI
 	CallerANI string               `json:"callerAni,omitempty"`
 	Agents    map[string]AgentUser `json:"agents,omitempty"` // per agent key, resolved once per call
+	// ModCount is the record's sys_mod_count after ctibridge's last write
+	// that is known to have landed, and Writer the user the instance
+	// records for ctibridge's writes (sys_created_by of the record).
+	ModCount string `json:"modCount,omitempty"`
+	Writer   string `json:"writer,omitempty"`
+	// NotesUnsure are the keys of notes sent in a write whose outcome is
+	// unknown (the reply was lost): settled by reading the record back
+	// before any note is written again.
+	NotesUnsure []string `json:"notesUnsure,omitempty"`
 }
 
 func decodeSynced(b []byte) (synced, error) {
@@ -273,6 +283,11 @@ func (r *Reconciler) sync(ctx context.Context, masterID, sysID string, call Call
 		s.Agents[k] = u
 	}
 
+	if len(s.NotesUnsure) > 0 {
+		if err := r.settleNotes(ctx, &s); err != nil {
+			return s, failed(stepUpdate, err)
+		}
+	}
 	d := r.want(call, s)
 	var pending []note
 	for _, n := range d.notes {
@@ -281,9 +296,10 @@ func (r *Reconciler) sync(ctx context.Context, masterID, sysID string, call Call
 		}
 	}
 	if !s.Created {
-		fields := maps.Clone(d.fields)
-		addNotes(fields, pending)
-		res, err := r.sn.insert(ctx, r.cfg.Table, s.SysID, fields)
+		// The create carries no work notes: a create is retried whenever
+		// its outcome is unknown, and which notes an earlier attempt
+		// carried could not be told. Notes follow in an update.
+		res, err := r.sn.insert(ctx, r.cfg.Table, s.SysID, maps.Clone(d.fields))
 		switch {
 		case errors.Is(err, errExists):
 			// Created by an earlier attempt whose outcome we did not record.
@@ -294,6 +310,7 @@ func (r *Reconciler) sync(ctx context.Context, masterID, sysID string, call Call
 				return s, failed(stepCreate, gerr)
 			}
 			s.Created, s.Number, s.Fields = true, current["number"], current
+			s.ModCount, s.Writer = current["sys_mod_count"], current["sys_created_by"]
 		case err != nil:
 			return s, failed(stepCreate, err)
 		default:
@@ -305,10 +322,7 @@ func (r *Reconciler) sync(ctx context.Context, masterID, sysID string, call Call
 					r.cfg.WarnWindow)
 			}
 			s.Created, s.SysID, s.Number, s.Fields = true, res.sysID, res.number, d.fields
-			for _, n := range pending {
-				s.Notes = append(s.Notes, n.key)
-			}
-			pending = nil
+			s.ModCount, s.Writer = res.modCount, res.writer
 		}
 	}
 	patch := map[string]string{}
@@ -317,10 +331,33 @@ func (r *Reconciler) sync(ctx context.Context, masterID, sysID string, call Call
 			patch[k] = v
 		}
 	}
+	if len(pending) > 0 && s.ModCount == "" {
+		// The last write's outcome is unknown: learn the record's
+		// sys_mod_count first, so a lost reply to the notes can be told.
+		current, err := r.sn.get(ctx, r.cfg.Table, s.SysID)
+		if err != nil && !errors.Is(err, errUnreadable) {
+			return s, failed(stepUpdate, err)
+		}
+		s.ModCount = current["sys_mod_count"]
+		if s.Writer == "" {
+			s.Writer = current["sys_created_by"]
+		}
+	}
 	if len(patch) > 0 || len(pending) > 0 {
 		send := maps.Clone(patch)
 		addNotes(send, pending)
-		if err := r.sn.patch(ctx, r.cfg.Table, s.SysID, send); err != nil {
+		// A write with notes appends to the journal: it is never repeated
+		// blind, so a lost reply cannot write a note twice.
+		rec, err := r.sn.patch(ctx, r.cfg.Table, s.SysID, send, len(pending) > 0)
+		if err != nil {
+			if mayHaveApplied(err) {
+				for _, n := range pending {
+					s.NotesUnsure = append(s.NotesUnsure, n.key)
+				}
+				if len(pending) == 0 {
+					s.ModCount = "" // unknown until read back
+				}
+			}
 			return s, failed(stepUpdate, err)
 		}
 		if s.Fields == nil {
@@ -330,11 +367,42 @@ func (r *Reconciler) sync(ctx context.Context, masterID, sysID string, call Call
 		for _, n := range pending {
 			s.Notes = append(s.Notes, n.key)
 		}
+		if mc := rec["sys_mod_count"]; mc != "" {
+			s.ModCount = mc
+		}
 	}
 	if err := r.linkRelated(ctx, &s); err != nil {
 		return s, failed(stepRelated, err)
 	}
 	return s, nil
+}
+
+// settleNotes finds out whether a write with notes whose reply was lost
+// reached ServiceNow. It did if the record changed since ctibridge's last
+// known write (sys_mod_count grew) and the last change is ctibridge's own
+// (sys_updated_by). If someone else changed the record since, the notes are
+// written again: a rare duplicate rather than a lost note. A record the
+// integration user may not read cannot tell: the notes count as written.
+func (r *Reconciler) settleNotes(ctx context.Context, s *synced) error {
+	current, err := r.sn.get(ctx, r.cfg.Table, s.SysID)
+	applied := true
+	switch {
+	case errors.Is(err, errUnreadable):
+	case err != nil:
+		return err
+	default:
+		was, werr := strconv.Atoi(s.ModCount)
+		now, nerr := strconv.Atoi(current["sys_mod_count"])
+		if werr == nil && nerr == nil {
+			applied = now > was && (s.Writer == "" || current["sys_updated_by"] == s.Writer)
+			s.ModCount = current["sys_mod_count"]
+		}
+	}
+	if applied {
+		s.Notes = append(s.Notes, s.NotesUnsure...)
+	}
+	s.NotesUnsure = nil
+	return nil
 }
 
 // addNotes puts pending work notes into one write: each write of work_notes

@@ -18,16 +18,35 @@ func (s snowClient) insert(ctx context.Context, table, sysID string, fields map[
 		return inserted{}, errExists
 	case errors.Is(err, servicenow.ErrSysIDIgnored):
 		// The instance chose its own sys_id: keep using the real one.
-		return inserted{sysID: rec.SysID(), number: rec.Get("number"), sysIDIgnored: true}, nil
+		in := created(rec)
+		in.sysIDIgnored = true
+		return in, nil
 	case err != nil:
 		return inserted{}, err
 	}
-	return inserted{sysID: rec.SysID(), number: rec.Get("number")}, nil
+	return created(rec), nil
 }
 
-func (s snowClient) patch(ctx context.Context, table, sysID string, fields map[string]string) error {
-	_, err := s.c.Patch(ctx, table, sysID, fields)
-	return err
+func created(rec servicenow.Record) inserted {
+	return inserted{sysID: rec.SysID(), number: rec.Get("number"), modCount: rec.Get("sys_mod_count"), writer: rec.Get("sys_created_by")}
+}
+
+func (s snowClient) patch(ctx context.Context, table, sysID string, fields map[string]string, once bool) (map[string]string, error) {
+	patch := s.c.Patch
+	if once {
+		patch = s.c.PatchOnce
+	}
+	rec, err := patch(ctx, table, sysID, fields)
+	if err != nil {
+		return nil, err
+	}
+	return flat(rec), nil
+}
+
+// mayHaveApplied reports whether a failed write may have been applied.
+func mayHaveApplied(err error) bool {
+	var se *servicenow.Error
+	return errors.As(err, &se) && se.MayHaveApplied()
 }
 
 func (s snowClient) get(ctx context.Context, table, sysID string) (map[string]string, error) {
@@ -39,11 +58,16 @@ func (s snowClient) get(ctx context.Context, table, sysID string) (map[string]st
 	if err != nil {
 		return nil, err
 	}
+	return flat(rec), nil
+}
+
+// flat turns a record into plain values (a reference's sys_id).
+func flat(rec servicenow.Record) map[string]string {
 	out := make(map[string]string, len(rec))
 	for k := range rec {
 		out[k] = rec.Get(k)
 	}
-	return out, nil
+	return out
 }
 
 // classify turns an error into what the retry policy and the error log need.

@@ -10,13 +10,18 @@ import (
 // terms. snowClient (servicenow_adapter.go) implements it over the client.
 type tableAPI interface {
 	insert(ctx context.Context, table, sysID string, fields map[string]string) (inserted, error)
-	patch(ctx context.Context, table, sysID string, fields map[string]string) error
+	// patch updates a record and returns it as stored. With once, an
+	// attempt of unknown outcome is not repeated and the error satisfies
+	// mayHaveApplied: used for writes that append to a journal.
+	patch(ctx context.Context, table, sysID string, fields map[string]string, once bool) (map[string]string, error)
 	get(ctx context.Context, table, sysID string) (map[string]string, error)
 }
 
 type inserted struct {
 	sysID, number string
-	sysIDIgnored  bool // the instance chose its own sys_id
+	sysIDIgnored  bool   // the instance chose its own sys_id
+	modCount      string // sys_mod_count of the record as created
+	writer        string // sys_created_by: the integration user as the instance knows it
 }
 
 var (

@@ -241,13 +241,25 @@ func (c *Client) Insert(ctx context.Context, table string, fields map[string]str
 	return out, nil
 }
 
-// Patch updates fields of one record and returns it.
+// Patch updates fields of one record and returns it as stored.
 func (c *Client) Patch(ctx context.Context, table, sysID string, fields map[string]string) (Record, error) {
+	return c.patch(ctx, table, sysID, fields, true)
+}
+
+// PatchOnce is Patch for a write that must not be applied twice, such as
+// one that appends to a journal field (work_notes): an attempt whose outcome
+// is unknown is not repeated, and the error says MayHaveApplied. The caller
+// finds out what happened (by reading the record back) before writing again.
+func (c *Client) PatchOnce(ctx context.Context, table, sysID string, fields map[string]string) (Record, error) {
+	return c.patch(ctx, table, sysID, fields, false)
+}
+
+func (c *Client) patch(ctx context.Context, table, sysID string, fields map[string]string, safe bool) (Record, error) {
 	if err := checkSysID(table, sysID); err != nil {
 		return nil, err
 	}
 	var out Record
-	err := c.do(ctx, &call{op: "update", method: http.MethodPatch, table: table, sysID: sysID, body: fields, out: &out, safe: true})
+	err := c.do(ctx, &call{op: "update", method: http.MethodPatch, table: table, sysID: sysID, body: fields, out: &out, safe: safe})
 	return out, err
 }
 
@@ -282,7 +294,18 @@ type call struct {
 
 func (cl *call) ambiguous() bool { return cl.unsure > 0 }
 
+// do runs a call with retries. A failure after any attempt of unknown
+// outcome says MayHaveApplied.
 func (c *Client) do(ctx context.Context, cl *call) error {
+	err := c.retry(ctx, cl)
+	var se *Error
+	if cl.ambiguous() && errors.As(err, &se) {
+		se.unsure = true
+	}
+	return err
+}
+
+func (c *Client) retry(ctx context.Context, cl *call) error {
 	if !validTable(cl.table) {
 		return &Error{Op: cl.op, Table: cl.table, Message: "invalid table name", Err: errConfig}
 	}
@@ -321,7 +344,7 @@ func (c *Client) do(ctx context.Context, cl *call) error {
 			return err
 		}
 		if !cl.safe && se.unsure {
-			return err // a create that may have happened: never repeat blind
+			return err // a write that may have happened: never repeat blind
 		}
 		wait := c.backoff(attempt)
 		if se.RetryAfter > 0 {

@@ -52,6 +52,12 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// MayHaveApplied reports whether the instance may have applied the request
+// although the call failed: an attempt timed out, lost its connection after
+// sending, or got a 5xx from a proxy. A refused connection or a 4xx never
+// applied anything.
+func (e *Error) MayHaveApplied() bool { return e.unsure }
+
 // Temporary reports whether retrying the same call later can succeed:
 // timeouts, rate limiting, server errors and transport failures. 400, 401,
 // 403 and 404 are permanent (401 only after a fresh login was refused too).
