@@ -137,13 +137,11 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		}
 	}
 	var wg sync.WaitGroup
-	if r.cfg.Retention > 0 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r.purge(ctx)
-		}()
-	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r.housekeep(ctx)
+	}()
 	for i := range r.cfg.Workers {
 		wg.Add(1)
 		go func() {
@@ -155,18 +153,30 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	return nil
 }
 
-// purge deletes finished calls and resolved error entries older than the
-// retention, at start and then hourly, until ctx ends.
-func (r *Reconciler) purge(ctx context.Context) {
-	t := time.NewTicker(time.Hour)
+// housekeepEvery is how often quiet warnings are resolved and old calls
+// purged.
+const housekeepEvery = 5 * time.Minute
+
+// housekeep resolves warnings that have not recurred for their window, and
+// deletes finished calls and resolved error entries older than the
+// retention, at start and then every few minutes, until ctx ends.
+func (r *Reconciler) housekeep(ctx context.Context) {
+	t := time.NewTicker(housekeepEvery)
 	defer t.Stop()
 	for {
-		calls, entries, err := r.db.Purge(ctx, r.now().Add(-r.cfg.Retention))
-		switch {
-		case err != nil && ctx.Err() == nil:
-			r.log.Error("purge", "err", err)
-		case calls+entries > 0:
-			r.log.Info("purged", "calls", calls, "error_entries", entries, "older_than", r.cfg.Retention)
+		if n, err := r.db.ResolveQuietWarnings(ctx, r.now().Add(-r.cfg.WarnWindow)); err != nil && ctx.Err() == nil {
+			r.log.Error("resolve warnings", "err", err)
+		} else if n > 0 {
+			r.log.Info("warnings resolved: not seen again within their window", "count", n, "window", r.cfg.WarnWindow)
+		}
+		if r.cfg.Retention > 0 {
+			calls, entries, err := r.db.Purge(ctx, r.now().Add(-r.cfg.Retention))
+			switch {
+			case err != nil && ctx.Err() == nil:
+				r.log.Error("purge", "err", err)
+			case calls+entries > 0:
+				r.log.Info("purged", "calls", calls, "error_entries", entries, "older_than", r.cfg.Retention)
+			}
 		}
 		select {
 		case <-ctx.Done():

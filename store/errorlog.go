@@ -88,6 +88,19 @@ func (s *DB) ResolveErrors(ctx context.Context, masterID string) error {
 	return nil
 }
 
+// ResolveQuietWarnings resolves the open warnings that have not recurred
+// since quietSince: their cause has gone (an agent was mapped, a table made
+// readable), and resolved entries are purged with the rest. A warning that
+// comes back later opens a new entry. It reports how many it resolved.
+func (s *DB) ResolveQuietWarnings(ctx context.Context, quietSince time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE error_log SET resolved_at = $1 WHERE severity = $2 AND resolved_at = 0 AND last_at < $3`,
+		ms(s.now()), SeverityWarning, ms(quietSince))
+	if err != nil {
+		return 0, fmt.Errorf("store: resolve quiet warnings: %w", err)
+	}
+	return res.RowsAffected()
+}
+
 // ErrorFilter selects error-log entries, newest first.
 type ErrorFilter struct {
 	OpenOnly  bool

@@ -113,6 +113,7 @@ func TestStore(t *testing.T) {
 		"UnknownContactIsNotFound":   testUnknownContact,
 		"PingWrites":                 testPing,
 		"PurgeKeepsUnfinishedWork":   testPurge,
+		"QuietWarningsResolve":       testQuietWarningsResolve,
 	}
 	for dbName, open := range openers(t) {
 		t.Run(dbName, func(t *testing.T) {
@@ -475,5 +476,50 @@ func TestOpenRejectsEmptyDSN(t *testing.T) {
 	t.Parallel()
 	if _, err := Open(context.Background(), ""); err == nil {
 		t.Fatal("empty database accepted")
+	}
+}
+
+func testQuietWarningsResolve(t *testing.T, b bundle) {
+	warn := func(key string) (created bool) {
+		t.Helper()
+		_, created, err := b.db.RecordError(b.ctx, ErrorEntry{Operation: "map agent", Severity: SeverityWarning, Message: key, DedupeKey: key}, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return created
+	}
+	open := func() int64 {
+		t.Helper()
+		n, err := b.db.CountErrors(b.ctx, ErrorFilter{OpenOnly: true, Severity: SeverityWarning})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	warn("quiet")
+	warn("recurring")
+	if _, _, err := b.db.RecordError(b.ctx, ErrorEntry{MasterID: "m", Operation: "create interaction", Message: "500"}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	b.clock.add(50 * time.Minute)
+	warn("recurring") // seen again: still one entry, still open
+	b.clock.add(20 * time.Minute)
+	n, err := b.db.ResolveQuietWarnings(b.ctx, b.clock.now().Add(-time.Hour))
+	if err != nil || n != 1 || open() != 1 {
+		t.Fatalf("resolved %d (%v), %d open; want the quiet one resolved and the recurring one open", n, err, open())
+	}
+	b.clock.add(time.Hour)
+	if n, _ := b.db.ResolveQuietWarnings(b.ctx, b.clock.now().Add(-time.Hour)); n != 1 || open() != 0 {
+		t.Fatalf("resolved %d, %d open; want none open once both are quiet", n, open())
+	}
+	if n, _ := b.db.CountErrors(b.ctx, ErrorFilter{OpenOnly: true}); n != 1 {
+		t.Errorf("%d open entries, want the call's error still open (only warnings resolve by themselves)", n)
+	}
+	if !warn("quiet") {
+		t.Error("a warning that comes back after it was resolved did not open a new entry")
+	}
+	b.clock.add(48 * time.Hour)
+	if _, entries, err := b.db.Purge(b.ctx, b.clock.now().Add(-24*time.Hour)); err != nil || entries != 2 {
+		t.Errorf("purge removed %d entries (%v), want the 2 resolved warnings", entries, err)
 	}
 }
