@@ -90,7 +90,15 @@ func (b *Bridge) lifecycleConfig() lifecycle.Config {
 	return lifecycle.Config{
 		Namespace: l.Namespace, States: l.States, KeepOpen: l.KeepOpen, FieldMap: l.FieldMap,
 		Workers: l.Workers, MaxBackoff: l.MaxBackoff, AlertAfter: l.AlertAfter, GiveUpAfter: l.GiveUp, Retention: l.Retention,
+		Lease: l.Lease, JobTimeout: l.JobTimeout, ShutdownGrace: b.drainTime(),
 	}
+}
+
+// drainTime is the part of the shutdown timeout that requests in flight and
+// running ServiceNow attempts get; the rest is for recording the outcome of
+// cancelled attempts and closing the store.
+func (b *Bridge) drainTime() time.Duration {
+	return max(b.cfg.ShutdownTimeout-5*time.Second, b.cfg.ShutdownTimeout/2)
 }
 
 func (b *Bridge) clientConfig(env *config.Environment) servicenow.Config {
@@ -118,8 +126,11 @@ func (b *Bridge) AdminHandler() http.Handler {
 }
 
 // Serve runs the reconciler and serves ln (and admin, if not nil) until ctx
-// ends, then shuts down gracefully: listeners stop taking requests, requests
-// in flight finish, and running ServiceNow attempts complete.
+// ends, then shuts down within the configured shutdown timeout: listeners
+// stop taking requests and workers stop claiming calls at once; requests in
+// flight and running ServiceNow attempts get most of the timeout to finish,
+// then attempts are cancelled and their calls released (due at once for the
+// next start or another bridge).
 func (b *Bridge) Serve(ctx context.Context, ln, admin net.Listener) error {
 	servers := []*http.Server{newServer(b.Handler())}
 	listeners := []net.Listener{ln}
@@ -160,12 +171,18 @@ func (b *Bridge) Serve(ctx context.Context, ln, admin net.Listener) error {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
-	shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	stopRec() // the reconciler gives its attempts drainTime, then cancels them
+	shutCtx, cancel := context.WithTimeout(context.Background(), b.drainTime())
 	defer cancel()
+	var drain sync.WaitGroup
 	for _, srv := range servers {
-		srv.Shutdown(shutCtx)
+		drain.Go(func() {
+			if srv.Shutdown(shutCtx) != nil {
+				srv.Close() // whatever is still open after the drain
+			}
+		})
 	}
-	stopRec()
+	drain.Wait()
 	wg.Wait()
 	return err
 }

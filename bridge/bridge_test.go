@@ -44,7 +44,14 @@ func setup(t *testing.T, opts ...option) *env {
 // setupWith wires a bridge to a given simulator.
 func setupWith(t *testing.T, sim *snowsim.Server, opts ...option) *env {
 	t.Helper()
-	ts := httptest.NewServer(sim)
+	return setupServing(t, sim, sim, opts...)
+}
+
+// setupServing wires a bridge to a simulator served through h (which may
+// watch or hold the requests before passing them on).
+func setupServing(t *testing.T, sim *snowsim.Server, h http.Handler, opts ...option) *env {
+	t.Helper()
+	ts := httptest.NewServer(h)
 	t.Cleanup(ts.Close)
 	cfg, err := config.Load("", func(k string) string {
 		return map[string]string{
@@ -582,5 +589,38 @@ func TestNotesOnceWhenRepliesAreLost(t *testing.T) {
 		if n := count(sysID, "caller hung up before an agent answered"); n != 1 {
 			t.Errorf("abandoned call %s: release note written %d times, want once; journal:\n%s", id, n, e.notes(sysID))
 		}
+	}
+}
+
+// TestShutdownCancelsAttemptsInTime: ServiceNow takes far longer than the
+// shutdown timeout to answer a create. The bridge stops within the timeout
+// anyway (cancelling the attempt, as a supervisor's grace period demands),
+// and the next start finishes the call: the create that ServiceNow applied
+// after the bridge gave up on it is found, not made twice.
+func TestShutdownCancelsAttemptsInTime(t *testing.T) {
+	t.Parallel()
+	sim := snowsim.New(snowsim.Options{})
+	arrived := make(chan struct{})
+	var slow sync.Once
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/interaction") {
+			slow.Do(func() {
+				close(arrived)
+				time.Sleep(4 * time.Second) // the instance is slow; it applies the create all the same
+			})
+		}
+		sim.ServeHTTP(w, r)
+	})
+	e := setupServing(t, sim, h, func(c *config.Config) { c.ShutdownTimeout = time.Second })
+	e.post("61000", "queued", `{"ani":"8015550142"}`)
+	<-arrived // the create is in flight
+	e.stop()
+	if n := len(e.sim.Records("interaction")); n != 0 {
+		t.Fatalf("%d interactions already: the stop waited for ServiceNow instead of cancelling at the shutdown timeout", n)
+	}
+	e.start()
+	e.waitSynced(time.Minute, "61000")
+	if n := len(e.sim.Records("interaction")); n != 1 {
+		t.Errorf("%d interactions after the restart, want 1", n)
 	}
 }

@@ -34,6 +34,10 @@ type Config struct {
 	AdminListen string `yaml:"adminListen"` // optional separate listener for console and admin endpoints
 	Database    string `yaml:"database"`    // SQLite file path or postgres:// URL
 	Env         string `yaml:"env"`         // selected environment
+	// ShutdownTimeout bounds how long serve takes to stop after SIGTERM
+	// (default 20s): keep it below the supervisor's grace period (systemd
+	// TimeoutStopSec, Kubernetes terminationGracePeriodSeconds).
+	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
 
 	Environments map[string]*Environment `yaml:"environments"`
 
@@ -113,6 +117,11 @@ type Lifecycle struct {
 	AlertAfter int               `yaml:"alertAfter"` // failed attempts before the error log (default 3)
 	GiveUp     time.Duration     `yaml:"giveUpAfter"`
 	Retention  time.Duration     `yaml:"retention"` // keep finished calls and resolved errors this long (default 720h; -1s = forever)
+	// Lease is how long a worker owns a call; another bridge takes it over
+	// when its owner dies (default 2m). JobTimeout bounds one attempt and
+	// must be shorter (default 1m).
+	Lease      time.Duration `yaml:"lease"`
+	JobTimeout time.Duration `yaml:"jobTimeout"`
 }
 
 // Callers configures caller identification.
@@ -312,6 +321,15 @@ func (c *Config) defaults() {
 	if c.Lifecycle.Namespace == "" {
 		c.Lifecycle.Namespace = "ctibridge"
 	}
+	if c.Lifecycle.Lease == 0 {
+		c.Lifecycle.Lease = 2 * time.Minute
+	}
+	if c.Lifecycle.JobTimeout == 0 {
+		c.Lifecycle.JobTimeout = time.Minute
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 20 * time.Second
+	}
 	if c.Console.Username == "" {
 		c.Console.Username = "admin"
 	}
@@ -382,6 +400,12 @@ func (c *Config) Validate() error {
 		if e.RequestsPerHour < -1 || e.Burst < 0 || e.MaxConcurrent < 0 || e.Timeout < 0 {
 			bad("%s: burst, maxConcurrent and timeout must not be negative; requestsPerHour is -1 (no budget) or more", p)
 		}
+	}
+	if l := c.Lifecycle; l.Lease < 0 || l.JobTimeout < 0 || l.JobTimeout >= l.Lease {
+		bad("lifecycle.jobTimeout (%s) must be less than lifecycle.lease (%s): a lease that ends before its attempt lets a second bridge work on the same call", l.JobTimeout, l.Lease)
+	}
+	if c.ShutdownTimeout < time.Second {
+		bad("shutdownTimeout (%s): at least 1s, and below the supervisor's grace period (30s in the shipped systemd unit and Kubernetes manifest)", c.ShutdownTimeout)
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		bad("tls: certFile and keyFile go together (CTIBRIDGE_TLS_CERT, CTIBRIDGE_TLS_KEY)")

@@ -174,12 +174,15 @@ apiKeys: [{name: studio, sha256: "0000000000000000000000000000000000000000000000
 callers: {region: XX, policy: random}
 security: {ratePerKey: -5, hmacSecret: short}
 tls: {certFile: /etc/cert.pem}
+lifecycle: {lease: 30s, jobTimeout: 1m}
+shutdownTimeout: 100ms
 `), 0o600)
 	_, err := Load(path, env(nil))
 	if err == nil {
 		t.Fatal("invalid configuration accepted")
 	}
-	for _, w := range []string{"callers.region \"XX\"", "callers.policy \"random\"", "security.ratePerKey", "security.hmacSecret", "tls: certFile and keyFile"} {
+	for _, w := range []string{"callers.region \"XX\"", "callers.policy \"random\"", "security.ratePerKey", "security.hmacSecret", "tls: certFile and keyFile",
+		"lifecycle.jobTimeout (1m0s) must be less than lifecycle.lease (30s)", "shutdownTimeout (100ms)"} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error %q does not mention %q", err, w)
 		}

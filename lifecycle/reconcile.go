@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // synced is what ServiceNow is known to hold for one call: the reconciler's
@@ -33,6 +34,8 @@ type synced struct {
 	// unknown (the reply was lost): settled by reading the record back
 	// before any note is written again.
 	NotesUnsure []string `json:"notesUnsure,omitempty"`
+	// FailingSince is when the current run of failed attempts began.
+	FailingSince time.Time `json:"failingSince,omitzero"`
 }
 
 func decodeSynced(b []byte) (synced, error) {
@@ -52,6 +55,18 @@ func (s synced) encode() []byte {
 }
 
 func (s synced) hasNote(key string) bool { return slices.Contains(s.Notes, key) }
+
+// failingFor reports how long the call has been failing, given the failed
+// attempts before this one. Give-up counts from the first failure of the
+// current run, not from the call's creation, so a backlog is not parked on
+// its first error; a new event or an operator's retry resets attempts, and
+// with them the count.
+func (s *synced) failingFor(attemptsBefore int, now time.Time) time.Duration {
+	if attemptsBefore == 0 || s.FailingSince.IsZero() {
+		s.FailingSince = now
+	}
+	return now.Sub(s.FailingSince)
+}
 
 // note is a work note to write exactly once, identified by key.
 type note struct {

@@ -31,8 +31,12 @@ type Config struct {
 	MinBackoff   time.Duration // first retry delay (default 1s)
 	MaxBackoff   time.Duration // retry delay cap (default 5m)
 	AlertAfter   int           // failed attempts before a transient failure enters the error log (default 3)
-	GiveUpAfter  time.Duration // stop retrying a transient failure after this long (default 24h)
-	WarnWindow   time.Duration // one warning per key per window (default 1h)
+	GiveUpAfter  time.Duration // stop retrying a call that has failed for this long (default 24h)
+	// ShutdownGrace is how long running attempts may go on once Run's
+	// context ends; then they are cancelled and their calls released for
+	// the next start or another bridge (default 10s).
+	ShutdownGrace time.Duration
+	WarnWindow    time.Duration // one warning per key per window (default 1h)
 	// Retention is how long finished calls and resolved error entries are
 	// kept (default 30 days; negative = forever). Unfinished work is kept.
 	Retention time.Duration
@@ -60,6 +64,7 @@ func (c *Config) defaults() {
 	def(&c.MaxBackoff, 5*time.Minute)
 	def(&c.GiveUpAfter, 24*time.Hour)
 	def(&c.WarnWindow, time.Hour)
+	def(&c.ShutdownGrace, 10*time.Second)
 	if c.Retention == 0 {
 		c.Retention = 30 * 24 * time.Hour
 	}
@@ -127,8 +132,9 @@ func (r *Reconciler) Wake() {
 	}
 }
 
-// Run works until ctx is cancelled, then lets running attempts finish (each is
-// bounded by JobTimeout) and returns.
+// Run works until ctx is cancelled, then gives running attempts
+// ShutdownGrace to finish, cancels the rest (their calls are released, due
+// at once), and returns.
 func (r *Reconciler) Run(ctx context.Context) error {
 	if r.db.Dialect() == "sqlite" {
 		// A SQLite file has one bridge: leases left by a killed process are ours.
@@ -142,11 +148,18 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		defer wg.Done()
 		r.housekeep(ctx)
 	}()
+	attempts, cancelAttempts := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelAttempts()
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(r.cfg.ShutdownGrace, cancelAttempts)
+		context.AfterFunc(attempts, func() { t.Stop() })
+	})
+	defer stop()
 	for i := range r.cfg.Workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r.work(ctx, fmt.Sprintf("%s-%d", r.owner, i))
+			r.work(ctx, attempts, fmt.Sprintf("%s-%d", r.owner, i))
 		}()
 	}
 	wg.Wait()
@@ -186,11 +199,13 @@ func (r *Reconciler) housekeep(ctx context.Context) {
 	}
 }
 
-func (r *Reconciler) work(ctx context.Context, owner string) {
+// work claims and reconciles calls until ctx ends; attempts run under
+// attempts, which outlives ctx by the shutdown grace.
+func (r *Reconciler) work(ctx, attempts context.Context, owner string) {
 	ticker := time.NewTicker(r.cfg.PollInterval)
 	defer ticker.Stop()
 	for ctx.Err() == nil {
-		did, err := r.RunOnce(context.WithoutCancel(ctx), owner)
+		did, err := r.RunOnce(attempts, owner)
 		if err != nil {
 			r.log.Error("reconcile", "err", err)
 		}
@@ -205,9 +220,13 @@ func (r *Reconciler) work(ctx context.Context, owner string) {
 	}
 }
 
+// storeTimeout bounds the store write that ends an attempt. It runs even
+// when the attempt was cancelled, so the call's lease is released.
+const storeTimeout = 5 * time.Second
+
 // RunOnce claims one due contact and reconciles it. It reports whether there
-// was one. A shutdown does not cut an attempt short: each is bounded by
-// JobTimeout, and the lease outlives it.
+// was one. The attempt is bounded by JobTimeout and by ctx; whatever ends
+// it, its outcome is recorded and the lease released.
 func (r *Reconciler) RunOnce(ctx context.Context, owner string) (bool, error) {
 	c, evs, err := r.db.Claim(ctx, owner, r.cfg.Lease)
 	if err != nil || c == nil {
@@ -224,28 +243,38 @@ func (r *Reconciler) RunOnce(ctx context.Context, owner string) (bool, error) {
 			s, err = r.sync(jctx, c.MasterID, c.SysID, call, s)
 		}
 	}
+	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	defer scancel()
 	if err == nil {
-		if derr := r.db.Done(ctx, owner, c.MasterID, c.Version, s.encode()); derr != nil {
+		s.FailingSince = time.Time{}
+		if derr := r.db.Done(sctx, owner, c.MasterID, c.Version, s.encode()); derr != nil {
 			return true, derr
 		}
 		r.synced.notify(c.MasterID)
 		if c.Attempts > 0 || c.LastError != "" {
 			// It had failed (an operator's retry resets attempts but
 			// not the last error): its error-log entries are resolved.
-			r.db.ResolveErrors(ctx, c.MasterID)
+			if rerr := r.db.ResolveErrors(sctx, c.MasterID); rerr != nil {
+				r.log.Error("error log: resolve", "contact", c.MasterID, "err", rerr)
+			}
 		}
 		r.observe("synced", start)
 		r.log.Info("synced", "contact", c.MasterID, "sys_id", s.SysID, "number", s.Number, "version", c.Version)
 		return true, nil
 	}
-	return true, r.fail(ctx, owner, c, s, err, start)
+	if ctx.Err() != nil {
+		// Shut down mid-attempt: not the call's failure. It is released
+		// and due at once, for the next start or another bridge.
+		r.log.Info("attempt interrupted by shutdown", "contact", c.MasterID)
+		return true, r.db.Defer(sctx, owner, c.MasterID, c.Version, s.encode(), "interrupted by shutdown: "+err.Error(), r.now(), false)
+	}
+	return true, r.fail(sctx, owner, c, s, err, start)
 }
 
 func (r *Reconciler) fail(ctx context.Context, owner string, c *store.Contact, s synced, err error, start time.Time) error {
 	f := classify(err)
 	attempts := c.Attempts + 1
-	age := r.now().Sub(c.CreatedAt)
-	park := f.permanent || age > r.cfg.GiveUpAfter
+	park := f.permanent || s.failingFor(c.Attempts, r.now()) > r.cfg.GiveUpAfter
 	next := r.now().Add(r.backoff(attempts, f.retryAfter))
 	op := "sync interaction"
 	var se *stepError
