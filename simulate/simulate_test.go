@@ -51,6 +51,8 @@ func TestSimulateDrivesABridge(t *testing.T) {
 // the report says why, without showing the secret.
 func TestSimulateSignsEvents(t *testing.T) {
 	const hmacSecret = "sim-hmac-secret-0123456789"
+	t.Setenv("CTIBRIDGE_HMAC_SECRET", "") // only the flag gives the secret here
+	t.Setenv("CTIBRIDGE_HMAC_SECRET_FILE", "")
 	sim, url := bridgetest.Simulator(t, snowsim.Options{})
 	cfg := bridgetest.Config(t, url, map[string]string{"CTIBRIDGE_SN_REQUESTS_PER_HOUR": "-1", "CTIBRIDGE_HMAC_SECRET": hmacSecret})
 	_, base := bridgetest.Serve(t, cfg)
