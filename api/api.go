@@ -122,8 +122,8 @@ func (s *Server) authed(endpoint string, h http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		if r.Method == http.MethodPost {
-			if field, why := s.verify(r); field != "" {
-				writeProblem(sw, http.StatusUnauthorized, field, why)
+			if status, field, why := s.verify(r); status != 0 {
+				writeProblem(sw, status, field, why)
 				s.log.Warn("api: refused signature", "key", name, "remote", r.RemoteAddr, "why", why)
 				return
 			}

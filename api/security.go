@@ -6,11 +6,14 @@ import (
 	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -81,41 +84,106 @@ const (
 	SignatureWindow = 5 * time.Minute
 )
 
-// Sign returns the signature of body at timestamp ts (Unix seconds):
-// hex(HMAC-SHA256(key, ts + "." + body)).
-func Sign(key secret.Secret, ts string, body []byte) string {
+// signingScheme describes the signature in refusals, so a sender still on
+// an older scheme sees what is expected.
+const signingScheme = `hex HMAC-SHA256 of timestamp + "\n" + method + "\n" + path + "\n" + hex SHA-256 of the body (signing v2)`
+
+// Sign returns the signature of a request (signing v2):
+//
+//	hex(HMAC-SHA256(key, ts + "\n" + method + "\n" + path + "\n" + hex(SHA-256(body))))
+//
+// ts is the X-Ctibridge-Timestamp header (Unix seconds), method the HTTP
+// method as sent ("POST"), and path the request path exactly as sent, still
+// escaped, without the query string ("/v1/contacts/630241195/released").
+// Binding the method and path means a signed event cannot be replayed to
+// another contact or as another event.
+func Sign(key secret.Secret, ts, method, path string, body []byte) string {
+	return hex.EncodeToString(mac(key, ts, method, path, body))
+}
+
+func mac(key secret.Secret, ts, method, path string, body []byte) []byte {
+	sum := sha256.Sum256(body)
 	m := hmac.New(sha256.New, []byte(key.Reveal()))
-	m.Write([]byte(ts))
-	m.Write([]byte("."))
+	m.Write([]byte(ts + "\n" + method + "\n" + path + "\n" + hex.EncodeToString(sum[:])))
+	return m.Sum(nil)
+}
+
+// SignRequest signs r, whose body is body, at time now: it sets
+// X-Ctibridge-Timestamp and X-Ctibridge-Signature (see Sign). Senders written
+// in Go (the simulator, tests) use it; r's body must be body.
+func SignRequest(r *http.Request, key secret.Secret, body []byte, now time.Time) {
+	ts := strconv.FormatInt(now.Unix(), 10)
+	path, _, _ := strings.Cut(r.URL.RequestURI(), "?") // what the client will send
+	r.Header.Set(HeaderTimestamp, ts)
+	r.Header.Set(HeaderSignature, Sign(key, ts, r.Method, path, body))
+}
+
+// requestPath is the path of r exactly as the client sent it, without the
+// query string: what the client signed.
+func requestPath(r *http.Request) string {
+	p := r.RequestURI
+	if !strings.HasPrefix(p, "/") { // absolute form: "http://host/path?query"
+		if u, err := url.ParseRequestURI(p); err == nil {
+			return u.EscapedPath()
+		}
+		return r.URL.EscapedPath()
+	}
+	p, _, _ = strings.Cut(p, "?")
+	return p
+}
+
+// isV1 reports whether sig is the retired body-only signature
+// hex(HMAC-SHA256(key, ts + "." + body)), so its sender can be told why it
+// is refused.
+func isV1(key secret.Secret, ts string, body, sig []byte) bool {
+	m := hmac.New(sha256.New, []byte(key.Reveal()))
+	m.Write([]byte(ts + "."))
 	m.Write(body)
-	return hex.EncodeToString(m.Sum(nil))
+	return hmac.Equal(m.Sum(nil), sig)
 }
 
 // verify checks a signed request and gives the body back to the handler.
-// It returns the header at fault and why, or "" when the request is good.
-func (s *Server) verify(r *http.Request) (field, why string) {
+// It returns the status, the header at fault and why, or status 0 when the
+// request is good.
+func (s *Server) verify(r *http.Request) (status int, field, why string) {
 	if s.hmacKey.IsZero() {
-		return "", ""
+		return 0, "", ""
 	}
 	ts, sig := r.Header.Get(HeaderTimestamp), r.Header.Get(HeaderSignature)
-	if ts == "" || sig == "" {
-		return HeaderSignature, fmt.Sprintf("request signing is on: send %s and %s", HeaderTimestamp, HeaderSignature)
+	switch {
+	case ts == "" && sig == "":
+		return http.StatusUnauthorized, HeaderSignature, fmt.Sprintf("request signing is on: send %s and %s", HeaderTimestamp, HeaderSignature)
+	case ts == "":
+		return http.StatusUnauthorized, HeaderTimestamp, fmt.Sprintf("is missing: request signing is on, send the Unix time in seconds that %s signs", HeaderSignature)
+	case sig == "":
+		return http.StatusUnauthorized, HeaderSignature, "is missing: request signing is on, send the " + signingScheme
 	}
 	sec, err := strconv.ParseInt(ts, 10, 64)
 	if err != nil {
-		return HeaderTimestamp, "must be Unix seconds"
+		return http.StatusUnauthorized, HeaderTimestamp, "must be Unix seconds, like 1767225600"
 	}
 	if d := time.Since(time.Unix(sec, 0)); d > SignatureWindow || d < -SignatureWindow {
-		return HeaderTimestamp, fmt.Sprintf("is more than %s from the bridge's clock", SignatureWindow)
+		return http.StatusUnauthorized, HeaderTimestamp, fmt.Sprintf("is %s from the bridge's clock; at most %s is allowed (a stale or replayed request, or a clock out of sync)",
+			d.Abs().Round(time.Second), SignatureWindow)
+	}
+	got, err := hex.DecodeString(sig)
+	if err != nil || len(got) != sha256.Size {
+		return http.StatusUnauthorized, HeaderSignature, "must be 64 hex characters: the " + signingScheme
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBody))
 	if err != nil {
-		return "body", fmt.Sprintf("is larger than %d bytes", MaxBody)
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return http.StatusRequestEntityTooLarge, "body", fmt.Sprintf("is larger than %d bytes", MaxBody)
+		}
+		return http.StatusBadRequest, "body", "could not be read"
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	want := Sign(s.hmacKey, ts, body)
-	if !hmac.Equal([]byte(want), []byte(sig)) {
-		return HeaderSignature, "does not match the body and timestamp"
+	if hmac.Equal(mac(s.hmacKey, ts, r.Method, requestPath(r), body), got) {
+		return 0, "", ""
 	}
-	return "", ""
+	if isV1(s.hmacKey, ts, body, got) {
+		return http.StatusUnauthorized, HeaderSignature, "is a body-only (v1) signature, which is no longer accepted because it can be replayed to another call: send the " + signingScheme
+	}
+	return http.StatusUnauthorized, HeaderSignature, "does not match this request (timestamp, method, path and body): want the " + signingScheme
 }

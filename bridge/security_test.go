@@ -3,6 +3,9 @@ package bridge_test
 import (
 	"bufio"
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -156,13 +159,28 @@ func TestPerKeyRateLimit(t *testing.T) {
 	}
 }
 
-func TestSignedRequests(t *testing.T) {
+// TestHostileSignedRequests: with request signing on, a signed event is
+// good for exactly one request (method, path, body) within the window. A
+// capture replayed to another contact, as another event, with another method
+// or body, too late, or signed the old body-only way is refused with a 401
+// naming the header at fault, and changes nothing; the same request replayed
+// inside the window is a harmless duplicate.
+func TestHostileSignedRequests(t *testing.T) {
 	key := secret.Secret("hmac-secret-0123456789")
 	e := setup(t, func(c *config.Config) { c.Security.HMACSecret = key })
-	body := []byte(`{"ani":"8013203420"}`)
-	send := func(ts, sig string) (int, string) {
-		req, _ := http.NewRequest("POST", e.url+"/v1/contacts/9100/queued", bytes.NewReader(body))
+	type answer struct {
+		code                 int
+		status, error, field string
+	}
+	// send posts body to path with the given signing headers ("" = none).
+	send := func(method, path string, body []byte, ts, sig string) answer {
+		t.Helper()
+		req, err := http.NewRequest(method, e.url+path, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
 		req.Header.Set("Authorization", "Bearer "+apiKey)
+		req.Header.Set("Content-Type", "application/json")
 		if ts != "" {
 			req.Header.Set(api.HeaderTimestamp, ts)
 		}
@@ -174,33 +192,118 @@ func TestSignedRequests(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		var p struct{ Field string }
+		var p struct{ Status, Error, Field string }
 		json.NewDecoder(resp.Body).Decode(&p)
-		return resp.StatusCode, p.Field
+		return answer{resp.StatusCode, p.Status, p.Error, p.Field}
 	}
-	now := strconv.FormatInt(time.Now().Unix(), 10)
-	old := strconv.FormatInt(time.Now().Add(-10*time.Minute).Unix(), 10)
-	for _, tc := range []struct {
-		name, ts, sig string
-		status        int
-		field         string
+	now := time.Now()
+	stamp := func(t time.Time) string { return strconv.FormatInt(t.Unix(), 10) }
+	ts := stamp(now)
+	sign := func(ts, method, path string, body []byte) string { return api.Sign(key, ts, method, path, body) }
+
+	// The genuine calls: 9100 queued then released without an answer
+	// (abandoned), 9101 queued.
+	queued := []byte(`{"ani":"8013203420"}`)
+	released := []byte(`{"reason":"Contact Hung Up"}`)
+	for _, r := range []struct {
+		path string
+		body []byte
 	}{
-		{"unsigned", "", "", 401, api.HeaderSignature},
-		{"wrong signature", now, api.Sign("other-secret-0123456", now, body), 401, api.HeaderSignature},
-		{"stale", old, api.Sign(key, old, body), 401, api.HeaderTimestamp},
-		{"signed", now, api.Sign(key, now, body), 200, ""},
-		{"replayed within the window: a duplicate", now, api.Sign(key, now, body), 200, ""},
+		{"/v1/contacts/9100/queued", queued},
+		{"/v1/contacts/9101/queued", queued},
+		{"/v1/contacts/9100/released", released},
 	} {
-		if code, field := send(tc.ts, tc.sig); code != tc.status || field != tc.field {
-			t.Errorf("%s: %d field %q, want %d %q", tc.name, code, field, tc.status, tc.field)
+		if a := send("POST", r.path, r.body, ts, sign(ts, "POST", r.path, r.body)); a.code != 200 || a.status != "accepted" {
+			t.Fatalf("genuine signed %s: %+v", r.path, a)
 		}
+	}
+	e.waitSynced(10*time.Second, "9100", "9101")
+	before := map[string]lifecycle.Status{"9100": e.status("9100"), "9101": e.status("9101")}
+	if before["9100"].ConfirmedState != "closed_abandoned" || before["9101"].ConfirmedState != "new" {
+		t.Fatalf("genuine calls: 9100 %q, 9101 %q", before["9100"].ConfirmedState, before["9101"].ConfirmedState)
+	}
+
+	// The captured request: a signed released for 9100.
+	capPath, capSig := "/v1/contacts/9100/released", sign(ts, "POST", "/v1/contacts/9100/released", released)
+	old, ahead := stamp(now.Add(-10*time.Minute)), stamp(now.Add(10*time.Minute))
+	v1 := func(ts string, body []byte) string { // the retired body-only scheme
+		m := hmac.New(sha256.New, []byte(key.Reveal()))
+		m.Write([]byte(ts + "."))
+		m.Write(body)
+		return hex.EncodeToString(m.Sum(nil))
+	}
+	for _, tc := range []struct {
+		name, method, path string
+		body               []byte
+		ts, sig            string
+		code               int
+		field, says        string
+	}{
+		{"replayed to another contact", "POST", "/v1/contacts/9101/released", released, ts, capSig, 401, api.HeaderSignature, "does not match"},
+		{"replayed to a contact never seen", "POST", "/v1/contacts/9102/released", released, ts, capSig, 401, api.HeaderSignature, "does not match"},
+		{"replayed as another event", "POST", "/v1/contacts/9100/answered", released, ts, capSig, 401, api.HeaderSignature, "does not match"},
+		{"replayed as another event on another contact", "POST", "/v1/contacts/9101/answered", released, ts, capSig, 401, api.HeaderSignature, "does not match"},
+		{"signed for another method", "POST", capPath, released, ts, sign(ts, "PUT", capPath, released), 401, api.HeaderSignature, "does not match"},
+		{"replayed with another method", "PUT", capPath, released, ts, capSig, 404, "", "no such endpoint"},
+		{"tampered body", "POST", capPath, []byte(`{"reason":"Agent Hung Up"}`), ts, capSig, 401, api.HeaderSignature, "does not match"},
+		{"body-only (v1) signature", "POST", "/v1/contacts/9101/released", released, ts, v1(ts, released), 401, api.HeaderSignature, "v1"},
+		{"replayed outside the window", "POST", capPath, released, old, sign(old, "POST", capPath, released), 401, api.HeaderTimestamp, "from the bridge's clock"},
+		{"timestamp in the future", "POST", capPath, released, ahead, sign(ahead, "POST", capPath, released), 401, api.HeaderTimestamp, "from the bridge's clock"},
+		{"timestamp not Unix seconds", "POST", capPath, released, now.Format(time.RFC3339), capSig, 401, api.HeaderTimestamp, "Unix seconds"},
+		{"timestamp swapped", "POST", capPath, released, stamp(now.Add(-time.Second)), capSig, 401, api.HeaderSignature, "does not match"},
+		{"unsigned", "POST", "/v1/contacts/9101/released", released, "", "", 401, api.HeaderSignature, api.HeaderTimestamp},
+		{"no timestamp", "POST", "/v1/contacts/9101/released", released, "", capSig, 401, api.HeaderTimestamp, "missing"},
+		{"no signature", "POST", "/v1/contacts/9101/released", released, ts, "", 401, api.HeaderSignature, "missing"},
+		{"signature not hex", "POST", "/v1/contacts/9101/released", released, ts, "sha256=" + capSig, 401, api.HeaderSignature, "64 hex"},
+		{"signed with another secret", "POST", "/v1/contacts/9101/released", released, ts,
+			api.Sign("other-secret-0123456", ts, "POST", "/v1/contacts/9101/released", released), 401, api.HeaderSignature, "does not match"},
+		{"signed path unescaped, sent escaped", "POST", "/v1/contacts/%39101/released", released, ts, sign(ts, "POST", "/v1/contacts/9101/released", released), 401, api.HeaderSignature, "does not match"},
+		{"oversized body", "POST", "/v1/contacts/9101/released", []byte(`{"notes":"` + strings.Repeat("x", 70<<10) + `"}`), ts, capSig, 413, "body", "larger"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := send(tc.method, tc.path, tc.body, tc.ts, tc.sig)
+			if a.code != tc.code || a.field != tc.field || !strings.Contains(a.error, tc.says) {
+				t.Errorf("%d field %q %q; want %d field %q saying %q", a.code, a.field, a.error, tc.code, tc.field, tc.says)
+			}
+			if a.code == 401 && !strings.Contains(a.error, "v2") && tc.field == api.HeaderSignature && tc.sig != "" {
+				t.Errorf("a refused signature should say which scheme is expected: %q", a.error)
+			}
+		})
+	}
+	t.Run("replayed inside the window is a duplicate", func(t *testing.T) {
+		if a := send("POST", capPath, released, ts, capSig); a.code != 200 || a.status != "duplicate" {
+			t.Errorf("%+v, want 200 duplicate", a)
+		}
+	})
+	t.Run("signed over the escaped path as sent", func(t *testing.T) {
+		// %39 is "9": the id is 9101, and the signature covers the path as sent.
+		path := "/v1/contacts/%39101/queued"
+		if a := send("POST", path, queued, ts, sign(ts, "POST", path, queued)); a.code != 200 || a.status != "duplicate" {
+			t.Errorf("%+v, want 200 duplicate (9101 was queued already)", a)
+		}
+	})
+	t.Run("query string not signed", func(t *testing.T) {
+		path := "/v1/contacts/9101/queued"
+		if a := send("POST", path+"?wait=0s", queued, ts, strings.ToUpper(sign(ts, "POST", path, queued))); a.code != 200 || a.status != "duplicate" {
+			t.Errorf("%+v, want 200 duplicate", a)
+		}
+	})
+
+	// Nothing the refused requests carried reached the store or ServiceNow.
+	for id, was := range before {
+		e.waitSynced(10*time.Second, id)
+		if now := e.status(id); now.Events != was.Events || now.ConfirmedState != was.ConfirmedState || now.DesiredState != was.DesiredState {
+			t.Errorf("call %s changed: events %d→%d, state %q→%q", id, was.Events, now.Events, was.ConfirmedState, now.ConfirmedState)
+		}
+	}
+	if code, out := e.do("GET", "/v1/contacts/9102", apiKey, nil); code != 404 {
+		t.Errorf("a replay created call 9102: %d %s", code, out)
+	}
+	if n := len(e.sim.Records("interaction")); n != 2 {
+		t.Errorf("%d interactions, want 2", n)
 	}
 	if code, _ := e.do("GET", "/v1/contacts/9100", apiKey, nil); code != 200 {
 		t.Errorf("status needs no signature: %d", code)
-	}
-	e.waitSynced(10*time.Second, "9100")
-	if n := len(e.sim.Records("interaction")); n != 1 {
-		t.Errorf("%d interactions, want 1", n)
 	}
 }
 

@@ -25,12 +25,16 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ctibridge/ctibridge/api"
+	"github.com/ctibridge/ctibridge/secret"
 )
 
 // Options configure a run.
 type Options struct {
 	Bridge      string        // base URL of the bridge
 	Key         string        // Studio API key
+	HMACSecret  secret.Secret // when set, every event is signed (api.SignRequest)
 	Calls       int           // number of calls
 	Rate        float64       // calls started per second (0 = as fast as possible)
 	Concurrency int           // requests in flight
@@ -220,17 +224,26 @@ func post(ctx context.Context, c *http.Client, o Options, e event) error {
 		}
 		req.Header.Set("Authorization", "Bearer "+o.Key)
 		req.Header.Set("Content-Type", "application/json")
+		if !o.HMACSecret.IsZero() {
+			api.SignRequest(req, o.HMACSecret, b, time.Now()) // each attempt afresh, as Studio would
+		}
 		resp, err := c.Do(req)
 		if err != nil {
 			return err
 		}
+		var problem api.Problem
+		json.NewDecoder(io.LimitReader(resp.Body, 4<<10)).Decode(&problem)
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode == 200 {
 			return nil
 		}
 		if (resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusServiceUnavailable) || attempt == 5 {
-			return fmt.Errorf("%s %s: HTTP %d", e.id, e.kind, resp.StatusCode)
+			why := ""
+			if problem.Error != "" {
+				why = ": " + strings.TrimSpace(problem.Field+" "+problem.Error)
+			}
+			return fmt.Errorf("%s %s: HTTP %d%s", e.id, e.kind, resp.StatusCode, why)
 		}
 		wait := 100 * time.Millisecond
 		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
@@ -298,8 +311,23 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.Prefix, "prefix", "", "master contact id prefix (default: derived from the time)")
 	fs.Uint64Var(&o.Seed, "seed", 1, "random seed")
 	fs.DurationVar(&o.Report, "report", 0, "print progress at this interval, e.g. 10s (soak runs)")
+	hmacFile := fs.String("hmac-secret-file", "", "sign every event with the secret in this file, as the bridge's security.hmacSecret requires (or CTIBRIDGE_HMAC_SECRET, CTIBRIDGE_HMAC_SECRET_FILE)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *hmacFile == "" {
+		*hmacFile = os.Getenv("CTIBRIDGE_HMAC_SECRET_FILE")
+	}
+	o.HMACSecret = secret.Secret(os.Getenv("CTIBRIDGE_HMAC_SECRET"))
+	if *hmacFile != "" {
+		b, err := os.ReadFile(*hmacFile)
+		if err != nil {
+			return fmt.Errorf("simulate: the HMAC secret file: %w", err)
+		}
+		o.HMACSecret = secret.Secret(strings.TrimSpace(string(b)))
+		if o.HMACSecret.IsZero() {
+			return fmt.Errorf("simulate: the HMAC secret file %s is empty", *hmacFile)
+		}
 	}
 	if o.Key == "" {
 		o.Key = os.Getenv("CTIBRIDGE_SIMULATE_KEY")

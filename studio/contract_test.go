@@ -18,8 +18,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ctibridge/ctibridge/api"
 	"github.com/ctibridge/ctibridge/bridge/bridgetest"
 	"github.com/ctibridge/ctibridge/lifecycle"
+	"github.com/ctibridge/ctibridge/secret"
 	"github.com/ctibridge/ctibridge/snowsim"
 )
 
@@ -146,10 +148,16 @@ func TestFixturesAreWhatSnippetsSend(t *testing.T) {
 
 // TestFixturesDriveTheBridge posts the fixtures, as Studio would, to a
 // bridge on the simulator and checks the interaction and the replies the
-// snippets read.
+// snippets read; once as the snippets send them, and once signed (the
+// configuration's security.hmacSecret) as the guide explains.
 func TestFixturesDriveTheBridge(t *testing.T) {
+	t.Run("unsigned", func(t *testing.T) { driveTheBridge(t, "") })
+	t.Run("signed", func(t *testing.T) { driveTheBridge(t, "studio-hmac-secret-0123456789") })
+}
+
+func driveTheBridge(t *testing.T, hmacSecret secret.Secret) {
 	sim, url := bridgetest.Simulator(t, snowsim.Options{})
-	b, base := bridgetest.Serve(t, bridgetest.Config(t, url, nil))
+	b, base := bridgetest.Serve(t, bridgetest.Config(t, url, map[string]string{"CTIBRIDGE_HMAC_SECRET": hmacSecret.Reveal()}))
 	const key = bridgetest.Key
 
 	var sysID string
@@ -159,6 +167,9 @@ func TestFixturesDriveTheBridge(t *testing.T) {
 		req, _ := http.NewRequest("POST", base+f.Path, bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Authorization", "Bearer "+key)
+		if !hmacSecret.IsZero() {
+			api.SignRequest(req, hmacSecret, body, time.Now())
+		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
