@@ -34,6 +34,9 @@ type synced struct {
 	// unknown (the reply was lost): settled by reading the record back
 	// before any note is written again.
 	NotesUnsure []string `json:"notesUnsure,omitempty"`
+	// RelatedUnsure are related records whose create may have been
+	// applied without a reply.
+	RelatedUnsure []string `json:"relatedUnsure,omitempty"`
 	// FailingSince is when the current run of failed attempts began.
 	FailingSince time.Time `json:"failingSince,omitzero"`
 }
@@ -314,7 +317,7 @@ func (r *Reconciler) sync(ctx context.Context, masterID, sysID string, call Call
 		// The create carries no work notes: a create is retried whenever
 		// its outcome is unknown, and which notes an earlier attempt
 		// carried could not be told. Notes follow in an update.
-		res, err := r.sn.insert(ctx, r.cfg.Table, s.SysID, maps.Clone(d.fields))
+		res, err := r.sn.insert(ctx, r.cfg.Table, s.SysID, maps.Clone(d.fields), false)
 		switch {
 		case errors.Is(err, errExists):
 			// Created by an earlier attempt whose outcome we did not record.
@@ -436,6 +439,9 @@ func addNotes(fields map[string]string, pending []note) {
 
 // linkRelated creates one interaction_related_record per open task of the
 // caller. The record's sys_id is derived, so a retried job cannot link twice.
+// A link whose create may have been applied without a reply is remembered:
+// the integration user may only create these records, not read them, so a
+// later refusal of the same sys_id is taken as that create's success.
 func (r *Reconciler) linkRelated(ctx context.Context, s *synced) error {
 	if s.Caller == nil || len(s.Caller.Related) == 0 {
 		return nil
@@ -445,13 +451,26 @@ func (r *Reconciler) linkRelated(ctx context.Context, s *synced) error {
 		if slices.Contains(s.Related, key) {
 			continue
 		}
-		_, err := r.sn.insert(ctx, "interaction_related_record", relatedSysID(s.SysID, t.Table, t.SysID), map[string]string{
-			"interaction": s.SysID, "document_table": t.Table, "document_id": t.SysID, "type": "task",
-		})
-		if err != nil && !errors.Is(err, errExists) {
+		unsure := slices.Contains(s.RelatedUnsure, key)
+		res, err := r.sn.insert(ctx, "interaction_related_record", relatedSysID(s.SysID, t.Table, t.SysID), map[string]string{
+			"interaction": s.SysID, "document_table": t.Table, "document_id": t.SysID, "task": t.SysID, "type": "task",
+		}, unsure)
+		switch {
+		case err != nil && mayHaveApplied(err):
+			if !unsure {
+				s.RelatedUnsure = append(s.RelatedUnsure, key)
+			}
 			return err
+		case err != nil && !errors.Is(err, errExists):
+			return err
+		case res.unconfirmed && r.warn != nil:
+			r.warn.Warn(ctx, "related-unconfirmed", string(stepRelated), fmt.Sprintf(
+				"ServiceNow refused to link %s %s to interaction %s again after an earlier attempt's reply was lost, and the integration user may not "+
+					"read interaction_related_record to check: ctibridge takes the link as made. Grant read on interaction_related_record to confirm such links.",
+				t.Table, t.Number, s.Number), r.cfg.WarnWindow)
 		}
 		s.Related = append(s.Related, key)
+		s.RelatedUnsure = slices.DeleteFunc(s.RelatedUnsure, func(k string) bool { return k == key })
 	}
 	return nil
 }

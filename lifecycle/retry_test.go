@@ -14,7 +14,7 @@ import (
 // down is a ServiceNow that answers every request with 503.
 type down struct{}
 
-func (down) insert(context.Context, string, string, map[string]string) (inserted, error) {
+func (down) insert(context.Context, string, string, map[string]string, bool) (inserted, error) {
 	return inserted{}, &servicenow.Error{Op: "create", Status: http.StatusServiceUnavailable}
 }
 func (down) patch(context.Context, string, string, map[string]string, bool) (map[string]string, error) {

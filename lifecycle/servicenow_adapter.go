@@ -11,9 +11,11 @@ import (
 // snowClient adapts the ServiceNow client to what the reconciler needs.
 type snowClient struct{ c *servicenow.Client }
 
-func (s snowClient) insert(ctx context.Context, table, sysID string, fields map[string]string) (inserted, error) {
-	rec, err := s.c.Insert(ctx, table, fields, servicenow.InsertOptions{SysID: sysID})
+func (s snowClient) insert(ctx context.Context, table, sysID string, fields map[string]string, mayExist bool) (inserted, error) {
+	rec, err := s.c.Insert(ctx, table, fields, servicenow.InsertOptions{SysID: sysID, MayExist: mayExist})
 	switch {
+	case errors.Is(err, servicenow.ErrUnconfirmed):
+		return inserted{sysID: sysID, unconfirmed: true}, nil
 	case errors.Is(err, servicenow.ErrDuplicateSysID):
 		return inserted{}, errExists
 	case errors.Is(err, servicenow.ErrSysIDIgnored):

@@ -9,7 +9,9 @@ import (
 // tableAPI is the part of ServiceNow the reconciler writes to, in its own
 // terms. snowClient (servicenow_adapter.go) implements it over the client.
 type tableAPI interface {
-	insert(ctx context.Context, table, sysID string, fields map[string]string) (inserted, error)
+	// insert creates a record with a chosen sys_id; mayExist says an
+	// earlier attempt whose outcome is unknown may have created it.
+	insert(ctx context.Context, table, sysID string, fields map[string]string, mayExist bool) (inserted, error)
 	// patch updates a record and returns it as stored. With once, an
 	// attempt of unknown outcome is not repeated and the error satisfies
 	// mayHaveApplied: used for writes that append to a journal.
@@ -22,6 +24,7 @@ type inserted struct {
 	sysIDIgnored  bool   // the instance chose its own sys_id
 	modCount      string // sys_mod_count of the record as created
 	writer        string // sys_created_by: the integration user as the instance knows it
+	unconfirmed   bool   // refused after an attempt of unknown outcome and not readable: taken as created
 }
 
 var (

@@ -439,11 +439,77 @@ func TestLostReplyOnCreateOnlyTable(t *testing.T) {
 	id := "00112233445566778899aabbccddeeff"
 	rec, err := e.c.Insert(context.Background(), "interaction_related_record", map[string]string{"document_table": "incident"},
 		servicenow.InsertOptions{SysID: id})
-	if err != nil || rec.SysID() != id {
-		t.Fatalf("insert: %v %v", rec, err)
+	if !errors.Is(err, servicenow.ErrUnconfirmed) || rec.SysID() != id {
+		t.Fatalf("insert: %v %v, want the sys_id and ErrUnconfirmed", rec, err)
 	}
 	if n := len(e.sim.Records("interaction_related_record")); n != 1 {
 		t.Errorf("%d records, want 1", n)
+	}
+}
+
+// hardenedDuplicates answers a repeated sys_id the way hardened instances
+// do: 403 "Operation Failed" with a generic detail, no database text.
+func hardenedDuplicates(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := httptest.NewRecorder()
+		next.ServeHTTP(rec, r) // a dropped reply panics through here, and stays dropped
+		body := rec.Body.Bytes()
+		if rec.Code == http.StatusForbidden && bytes.Contains(body, []byte("Unique Key violation")) {
+			table := strings.TrimPrefix(r.URL.Path, "/api/now/table/")
+			body = []byte(`{"error":{"message":"Operation Failed","detail":"Error during insert of ` + table + ` (IMS0001234)"},"status":"failure"}`)
+		}
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.Header().Del("Content-Length")
+		w.WriteHeader(rec.Code)
+		w.Write(body)
+	})
+}
+
+// TestDuplicatesWithoutTheDatabaseText: on an instance that never shows the
+// database's "Unique Key violation" text, a create whose reply was lost is
+// still found, a second create of an existing sys_id is still recognised,
+// and a create refused by an ACL is still a refusal.
+func TestDuplicatesWithoutTheDatabaseText(t *testing.T) {
+	e := newEnv(t, snowsim.Options{}, basic)
+	e.srv.Config.Handler = hardenedDuplicates(e.sim)
+	ctx := context.Background()
+
+	e.sim.SetFaults(snowsim.Faults{FailNext: &snowsim.FailNext{Count: 1, Drop: true, Table: "interaction", Method: "POST"}})
+	id := "0123456789abcdef0123456789abcde0"
+	rec, err := e.c.Insert(ctx, "interaction", map[string]string{"type": "phone"}, servicenow.InsertOptions{SysID: id})
+	if err != nil || rec.SysID() != id || rec.Get("number") == "" {
+		t.Fatalf("create after a lost reply: %v %v, want the record", rec, err)
+	}
+
+	rec, err = e.c.Insert(ctx, "interaction", map[string]string{"type": "phone"}, servicenow.InsertOptions{SysID: id})
+	if !errors.Is(err, servicenow.ErrDuplicateSysID) || rec.SysID() != id {
+		t.Fatalf("second create: %v %v, want ErrDuplicateSysID with the record", rec, err)
+	}
+	var se *servicenow.Error
+	if !errors.As(err, &se) || se.Status != http.StatusForbidden {
+		t.Errorf("second create: %v, want ServiceNow's 403 kept", err)
+	}
+
+	// cti_integration may not create users: a refusal, not a duplicate.
+	_, err = e.c.Insert(ctx, "sys_user", map[string]string{"user_name": "x"}, servicenow.InsertOptions{SysID: "0123456789abcdef0123456789abcde1"})
+	if errors.Is(err, servicenow.ErrDuplicateSysID) || errors.Is(err, servicenow.ErrUnconfirmed) || !errors.As(err, &se) || se.Status != http.StatusForbidden {
+		t.Fatalf("create refused by an ACL: %v, want the 403 as it is", err)
+	}
+
+	// A link created by an earlier call whose reply was lost: the user may
+	// not read links, so the refusal is taken as that call's success.
+	link := "0123456789abcdef0123456789abcde2"
+	e.sim.SetFaults(snowsim.Faults{FailNext: &snowsim.FailNext{Count: 1, Drop: true, Table: "interaction_related_record"}})
+	e.c.Insert(ctx, "interaction_related_record", map[string]string{"document_table": "incident"}, servicenow.InsertOptions{SysID: link})
+	_, err = e.c.Insert(ctx, "interaction_related_record", map[string]string{"document_table": "incident"}, servicenow.InsertOptions{SysID: link})
+	if errors.Is(err, servicenow.ErrUnconfirmed) || err == nil {
+		t.Fatalf("without MayExist a refused link is a refusal, got %v", err)
+	}
+	rec, err = e.c.Insert(ctx, "interaction_related_record", map[string]string{"document_table": "incident"}, servicenow.InsertOptions{SysID: link, MayExist: true})
+	if !errors.Is(err, servicenow.ErrUnconfirmed) || rec.SysID() != link {
+		t.Fatalf("with MayExist: %v %v, want ErrUnconfirmed and the sys_id", rec, err)
 	}
 }
 

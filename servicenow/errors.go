@@ -82,16 +82,21 @@ var (
 	// its own instead of the one supplied (a business rule or an old
 	// release). The record returned alongside is the one created.
 	ErrSysIDIgnored = errors.New("servicenow: the instance ignored the supplied sys_id")
+	// ErrUnconfirmed: a create was refused after an earlier attempt of the
+	// same call may have succeeded, and the integration user may not read
+	// the record to check. It is taken as created; the record returned
+	// alongside holds only its sys_id.
+	ErrUnconfirmed = errors.New("servicenow: create refused after an attempt of unknown outcome; the record cannot be read back to confirm it exists")
 
 	errConfig          = errors.New("configuration")
 	errUnreadableReply = errors.New("not a Table API answer")
 )
 
-// isDuplicate recognises the instance's refusal of an existing sys_id:
-// 403 "Operation Failed" with a unique-key violation in the detail.
-func (e *Error) isDuplicate() bool {
-	return e.Status == http.StatusForbidden &&
-		(strings.Contains(e.Detail, "Unique Key violation") || strings.Contains(e.Message, "Unique Key violation"))
-}
+// duplicateError is the instance's refusal of a create whose sys_id exists,
+// as found by reading it back.
+type duplicateError struct{ refused *Error }
 
-func (e *Error) Is(target error) bool { return target == ErrDuplicateSysID && e.isDuplicate() }
+func (e *duplicateError) Error() string {
+	return e.refused.Error() + ": a record with this sys_id exists"
+}
+func (e *duplicateError) Unwrap() []error { return []error{e.refused, ErrDuplicateSysID} }
