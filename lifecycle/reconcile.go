@@ -123,7 +123,12 @@ func (r *Reconciler) want(call Call, s synced) desired {
 		if s.Caller != nil && s.Caller.Number != "" {
 			number = s.Caller.Number
 		}
-		d.fields["caller_phone_number"] = number
+		// caller_phone_number is an E.164 field: a withheld or unparseable
+		// ANI leaves it empty and is kept, as received, in the description.
+		d.fields["caller_phone_number"] = ""
+		if isE164(number) {
+			d.fields["caller_phone_number"] = number
+		}
 		d.fields["short_description"] = shortDescription(number, q)
 		if c := s.Caller; c != nil {
 			for field, v := range map[string]string{"opened_for": c.User, "contact": c.Contact, "account": c.Account, "consumer": c.Consumer} {
@@ -182,6 +187,20 @@ func (r *Reconciler) want(call Call, s synced) desired {
 		r.mapFields(d.fields, rel)
 	}
 	return d
+}
+
+// isE164 reports whether s is a number in E.164 form: + and up to 15
+// digits, the first not 0.
+func isE164(s string) bool {
+	if len(s) < 3 || len(s) > 16 || s[0] != '+' || s[1] == '0' {
+		return false
+	}
+	for _, c := range s[1:] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func shortDescription(number string, q *Event) string {
