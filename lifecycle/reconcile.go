@@ -34,6 +34,10 @@ type synced struct {
 	// unknown (the reply was lost): settled by reading the record back
 	// before any note is written again.
 	NotesUnsure []string `json:"notesUnsure,omitempty"`
+	// Rewritten are fields ServiceNow stored otherwise than written, with
+	// the value ctibridge wrote: not written again while the call wants
+	// that same value.
+	Rewritten map[string]string `json:"rewritten,omitempty"`
 	// RelatedUnsure are related records whose create may have been
 	// applied without a reply.
 	RelatedUnsure []string `json:"relatedUnsure,omitempty"`
@@ -311,7 +315,7 @@ func (r *Reconciler) sync(ctx context.Context, masterID, sysID string, call Call
 		}
 		if u.SysID == "" && r.warn != nil {
 			r.warn.Warn(ctx, "unmapped-agent:"+k, string(stepAgent), fmt.Sprintf(
-				"CXone agent %s has no ServiceNow user (user name %q, e-mail %q); interactions stay unassigned",
+				"%s has no ServiceNow user (user name %q, e-mail %q); interactions stay unassigned",
 				agentLabel(e, u), e.AgentUserName, e.AgentEmail), r.cfg.WarnWindow)
 		}
 		if s.Agents == nil {
@@ -358,13 +362,15 @@ func (r *Reconciler) sync(ctx context.Context, masterID, sysID string, call Call
 						"could make a second record. Look for a business rule on %s that sets sys_id.", r.cfg.Table, res.number, s.SysID, r.cfg.Table),
 					r.cfg.WarnWindow)
 			}
-			s.Created, s.SysID, s.Number, s.Fields = true, res.sysID, res.number, d.fields
+			s.Created, s.SysID, s.Number = true, res.sysID, res.number
+			s.Fields = map[string]string{}
+			r.compareStored(ctx, &s, d.fields, res.record)
 			s.ModCount, s.Writer = res.modCount, res.writer
 		}
 	}
 	patch := map[string]string{}
 	for k, v := range d.fields {
-		if cur, ok := s.Fields[k]; !ok || cur != v {
+		if cur, ok := s.Fields[k]; (!ok || cur != v) && s.Rewritten[k] != v {
 			patch[k] = v
 		}
 	}
@@ -400,7 +406,7 @@ func (r *Reconciler) sync(ctx context.Context, masterID, sysID string, call Call
 		if s.Fields == nil {
 			s.Fields = map[string]string{}
 		}
-		maps.Copy(s.Fields, patch)
+		r.compareStored(ctx, &s, patch, rec)
 		for _, n := range pending {
 			s.Notes = append(s.Notes, n.key)
 		}
@@ -412,6 +418,36 @@ func (r *Reconciler) sync(ctx context.Context, masterID, sysID string, call Call
 		return s, failed(stepRelated, err)
 	}
 	return s, nil
+}
+
+// compareStored records what ServiceNow stored for the fields asked, as its
+// reply shows. A value replaced (not a valid choice), dropped (a field-level
+// ACL, a field the table lacks) or rewritten (a business rule) while the
+// write still succeeded is warned about once per field per window, and not
+// written again until the call asks for another value.
+func (r *Reconciler) compareStored(ctx context.Context, s *synced, asked, stored map[string]string) {
+	for k, v := range asked {
+		got, ok := stored[k]
+		if stored == nil {
+			got, ok = v, true // nothing to compare with: take what was asked
+		}
+		s.Fields[k] = got
+		if !ok && v == "" || got == v {
+			delete(s.Rewritten, k)
+			continue
+		}
+		if s.Rewritten == nil {
+			s.Rewritten = map[string]string{}
+		}
+		s.Rewritten[k] = v
+		if r.warn != nil {
+			r.warn.Warn(ctx, "rewritten:"+r.cfg.Table+"."+k, string(stepUpdate), fmt.Sprintf(
+				"ServiceNow stored %s.%s = %q on %s where ctibridge wrote %q, and answered success: the value is not a valid choice, "+
+					"the integration user may not write the field, or a business rule changed it. ctibridge does not write it again until the call "+
+					"needs another value. Check the field's choices, its write ACL and the business rules on %s.",
+				r.cfg.Table, k, got, s.Number, v, r.cfg.Table), r.cfg.WarnWindow)
+		}
+	}
 }
 
 // settleNotes finds out whether a write with notes whose reply was lost

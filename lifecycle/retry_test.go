@@ -2,8 +2,12 @@ package lifecycle
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,5 +76,86 @@ func TestGiveUpCountsFromTheFirstFailure(t *testing.T) {
 	// A new event or a retry resets attempts: the count starts again.
 	if d := s.failingFor(0, t0.Add(26*time.Hour)); d != 0 {
 		t.Errorf("after a reset: failing for %s, want 0", d)
+	}
+}
+
+// memSN is an instance in memory whose choice list for state knows only
+// the out-of-box values: anything else is stored as "new", with success.
+type memSN struct {
+	recs    map[string]map[string]string
+	patches int
+}
+
+func (m *memSN) store(sysID string, fields map[string]string) map[string]string {
+	if m.recs == nil {
+		m.recs = map[string]map[string]string{}
+	}
+	rec := m.recs[sysID]
+	if rec == nil {
+		rec = map[string]string{"sys_id": sysID, "number": "IMS0000001", "sys_mod_count": "-1"}
+		m.recs[sysID] = rec
+	}
+	for k, v := range fields {
+		if k == "state" && !slices.Contains([]string{"new", "work_in_progress", "closed_complete", "closed_abandoned"}, v) {
+			v = "new"
+		}
+		if k != "work_notes" {
+			rec[k] = v
+		}
+	}
+	n, _ := strconv.Atoi(rec["sys_mod_count"])
+	rec["sys_mod_count"] = strconv.Itoa(n + 1)
+	return maps.Clone(rec)
+}
+
+func (m *memSN) insert(_ context.Context, _, sysID string, f map[string]string, _ bool) (inserted, error) {
+	rec := m.store(sysID, f)
+	return inserted{sysID: sysID, number: rec["number"], modCount: rec["sys_mod_count"], record: rec}, nil
+}
+func (m *memSN) patch(_ context.Context, _, sysID string, f map[string]string, _ bool) (map[string]string, error) {
+	m.patches++
+	return m.store(sysID, f), nil
+}
+func (m *memSN) get(_ context.Context, _, sysID string) (map[string]string, error) {
+	return maps.Clone(m.recs[sysID]), nil
+}
+
+type warnings []string
+
+func (w *warnings) Warn(_ context.Context, key, _, message string, _ time.Duration) {
+	*w = append(*w, key+": "+message)
+}
+
+// TestRewrittenValueIsWarnedNotRewritten: an instance that silently stores
+// another value than the one written (here a state outside its choice list)
+// gets one warning naming field and values, and no endless rewrites.
+func TestRewrittenValueIsWarnedNotRewritten(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	sn := &memSN{}
+	var w warnings
+	r := &Reconciler{sn: sn, agents: noAgents{}, warn: &w}
+	r.cfg.States = States{New: "new", WorkInProgress: "work_in_progress", ClosedComplete: "closed", ClosedAbandoned: "closed_abandoned"}
+	r.cfg.defaults()
+	call := Call{Queued: &Event{Kind: Queued, ANI: "+18015550100"}, Agents: []Event{{Kind: Answered, AgentID: "1"}}, Released: &Event{Kind: Released}}
+	s, err := r.sync(ctx, "m1", "0123456789abcdef0123456789abcdef", call, synced{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rewritten := slices.DeleteFunc(slices.Clone(w), func(s string) bool { return !strings.HasPrefix(s, "rewritten:") })
+	if len(rewritten) != 1 || !strings.Contains(rewritten[0], `interaction.state = "new"`) || !strings.Contains(rewritten[0], `ctibridge wrote "closed"`) {
+		t.Fatalf("warnings %q, want one naming interaction.state, the value stored and the value written", w)
+	}
+	before := sn.patches
+	for range 3 { // later attempts of the same call
+		if s, err = r.sync(ctx, "m1", "0123456789abcdef0123456789abcdef", call, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if sn.patches != before {
+		t.Errorf("%d more writes of a value the instance keeps replacing, want none", sn.patches-before)
+	}
+	if s.Fields["state"] != "new" {
+		t.Errorf("recorded state %q, want what ServiceNow stored (new)", s.Fields["state"])
 	}
 }

@@ -30,7 +30,7 @@ func (s snowClient) insert(ctx context.Context, table, sysID string, fields map[
 }
 
 func created(rec servicenow.Record) inserted {
-	return inserted{sysID: rec.SysID(), number: rec.Get("number"), modCount: rec.Get("sys_mod_count"), writer: rec.Get("sys_created_by")}
+	return inserted{sysID: rec.SysID(), number: rec.Get("number"), modCount: rec.Get("sys_mod_count"), writer: rec.Get("sys_created_by"), record: flat(rec)}
 }
 
 func (s snowClient) patch(ctx context.Context, table, sysID string, fields map[string]string, once bool) (map[string]string, error) {

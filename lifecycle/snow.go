@@ -21,10 +21,11 @@ type tableAPI interface {
 
 type inserted struct {
 	sysID, number string
-	sysIDIgnored  bool   // the instance chose its own sys_id
-	modCount      string // sys_mod_count of the record as created
-	writer        string // sys_created_by: the integration user as the instance knows it
-	unconfirmed   bool   // refused after an attempt of unknown outcome and not readable: taken as created
+	sysIDIgnored  bool              // the instance chose its own sys_id
+	modCount      string            // sys_mod_count of the record as created
+	writer        string            // sys_created_by: the integration user as the instance knows it
+	unconfirmed   bool              // refused after an attempt of unknown outcome and not readable: taken as created
+	record        map[string]string // the record as stored, from the reply
 }
 
 var (
