@@ -152,14 +152,22 @@ func (f *Finder) lookup(ctx context.Context, n Number) (lifecycle.Caller, error)
 				q.OrIn(field, spell...)
 			}
 		}
+		fields := append([]string{"sys_id", "name", "sys_updated_on"}, src.Fields...)
+		switch src.Table {
+		case "sys_user":
+			// customer_contact and csm_consumer_user extend sys_user: leave
+			// their rows to the sources that read them with their own fields.
+			if other := f.subclassSources(); len(other) > 0 {
+				q.NotIn("sys_class_name", other...)
+			}
+			fields = append(fields, "sys_class_name")
+		case "customer_contact":
+			fields = append(fields, "account")
+		}
 		q.OrderByDesc("sys_updated_on")
 		qs, err := q.Encode()
 		if err != nil {
 			return c, err
-		}
-		fields := append([]string{"sys_id", "name", "sys_updated_on"}, src.Fields...)
-		if src.Table == "customer_contact" {
-			fields = append(fields, "account")
 		}
 		recs, err := f.sn.List(ctx, src.Table, servicenow.ListOptions{Query: qs, Fields: fields, Limit: 10,
 			NoCount: true, ExcludeReferenceLink: true})
@@ -184,11 +192,21 @@ func (f *Finder) lookup(ctx context.Context, n Number) (lifecycle.Caller, error)
 		}
 		r := recs[0] // the most recently updated
 		c.Name = r.Get("name")
-		switch src.Table {
-		case "customer_contact":
+		switch {
+		case src.Table == "customer_contact":
 			c.Contact, c.Account = r.SysID(), r.Get("account")
-		case "csm_consumer":
+		case src.Table == "csm_consumer":
 			c.Consumer = r.SysID()
+		case r.Get("sys_class_name") == "customer_contact":
+			// A contact found through sys_user (no customer_contact source):
+			// a contact, not a user; its account is on its own table.
+			c.Contact = r.SysID()
+			acc, err := f.sn.Get(ctx, "customer_contact", r.SysID())
+			if err == nil {
+				c.Account = acc.Get("account")
+			} else if !f.refused(ctx, "customer_contact", "identify caller", err) {
+				return c, err
+			}
 		default:
 			c.User = r.SysID()
 		}
@@ -202,6 +220,21 @@ func (f *Finder) lookup(ctx context.Context, n Number) (lifecycle.Caller, error)
 		c.Related = rel
 	}
 	return c, nil
+}
+
+// subclassSources lists the sys_user classes that have a source of their
+// own: customer_contact, and csm_consumer_user when csm_consumer is searched.
+func (f *Finder) subclassSources() []string {
+	var out []string
+	for _, src := range f.o.Sources {
+		switch src.Table {
+		case "customer_contact":
+			out = append(out, "customer_contact")
+		case "csm_consumer":
+			out = append(out, "csm_consumer_user")
+		}
+	}
+	return out
 }
 
 // related finds the caller's active incidents and cases, most recent first.

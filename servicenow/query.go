@@ -127,6 +127,11 @@ func (b *QueryBuilder) OrIn(field string, values ...string) *QueryBuilder {
 	return b.add(true, encquery.Cond{Field: field, Op: encquery.OpIn, Values: values})
 }
 
+// NotIn adds fieldNOT INa,b,c.
+func (b *QueryBuilder) NotIn(field string, values ...string) *QueryBuilder {
+	return b.add(false, encquery.Cond{Field: field, Op: encquery.OpNotIn, Values: values})
+}
+
 // NotEmpty adds fieldISNOTEMPTY.
 func (b *QueryBuilder) NotEmpty(field string) *QueryBuilder {
 	return b.add(false, encquery.Cond{Field: field, Op: encquery.OpIsNotEmpty})
