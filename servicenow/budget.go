@@ -13,8 +13,9 @@ import (
 // the hourly request rate, a semaphore for concurrency, and a shared
 // back-off after a 429 so the whole client pauses, not just the one call.
 type budget struct {
-	limit    *rate.Limiter
-	perHour  int
+	limit    *rate.Limiter // rate.Inf when there is no hourly budget
+	perHour  int           // in force: configured, or lowered to the instance's rule
+	instance int           // the instance's X-RateLimit-Limit, 0 until seen
 	sem      chan struct{}
 	inFlight atomic.Int64
 	thrott   atomic.Int64
@@ -26,11 +27,28 @@ type budget struct {
 }
 
 func newBudget(perHour, burst, concurrent int) *budget {
-	b := &budget{perHour: perHour, sem: make(chan struct{}, concurrent)}
+	b := &budget{perHour: perHour, sem: make(chan struct{}, concurrent), limit: rate.NewLimiter(rate.Inf, max(burst, 1))}
 	if perHour > 0 {
-		b.limit = rate.NewLimiter(rate.Limit(float64(perHour)/3600), burst)
+		b.limit.SetLimit(rate.Limit(float64(perHour) / 3600))
 	}
 	return b
+}
+
+// sizeTo follows the instance's rate-limit rule (X-RateLimit-Limit, requests
+// an hour for this user): the budget is lowered to nine tenths of it when
+// the configured one is higher or unlimited, so ctibridge slows down before
+// the instance starts answering 429.
+func (b *budget) sizeTo(instancePerHour int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if instancePerHour <= 0 || instancePerHour == b.instance {
+		return
+	}
+	b.instance = instancePerHour
+	if target := instancePerHour * 9 / 10; b.perHour == 0 || target < b.perHour {
+		b.perHour = max(target, 1)
+		b.limit.SetLimit(rate.Limit(float64(b.perHour) / 3600))
+	}
 }
 
 // acquire waits for the back-off, a rate token and a concurrency slot.
@@ -50,10 +68,8 @@ func (b *budget) acquire(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
-	if b.limit != nil {
-		if err := b.limit.Wait(ctx); err != nil {
-			return err
-		}
+	if err := b.limit.Wait(ctx); err != nil {
+		return err
 	}
 	select {
 	case b.sem <- struct{}{}:
@@ -93,7 +109,8 @@ func (b *budget) throttled(d time.Duration) {
 
 // BudgetStats is the client's use of its request budget, for metrics.
 type BudgetStats struct {
-	LimitPerHour  int       // configured budget; 0 = unlimited
+	LimitPerHour  int       // budget in force; 0 = unlimited
+	InstanceLimit int       // the instance's rate-limit rule (X-RateLimit-Limit), 0 if none seen
 	UsedLastHour  int64     // requests sent in the last 60 minutes
 	InFlight      int64     // requests in flight now
 	MaxConcurrent int       // concurrency cap
@@ -105,8 +122,9 @@ type BudgetStats struct {
 func (c *Client) Budget() BudgetStats {
 	b := c.budget
 	now := time.Now().Unix() / 60
-	s := BudgetStats{LimitPerHour: b.perHour, InFlight: b.inFlight.Load(), MaxConcurrent: cap(b.sem), Throttled429: b.thrott.Load()}
+	s := BudgetStats{InFlight: b.inFlight.Load(), MaxConcurrent: cap(b.sem), Throttled429: b.thrott.Load()}
 	b.mu.Lock()
+	s.LimitPerHour, s.InstanceLimit = b.perHour, b.instance
 	for i := range b.minutes {
 		if now-b.stamp[i] < 60 {
 			s.UsedLastHour += b.minutes[i]

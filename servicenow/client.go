@@ -13,11 +13,13 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -114,7 +116,11 @@ func New(cfg Config) (*Client, error) {
 		tr.MaxIdleConnsPerHost = cfg.MaxConcurrent
 		tr.MaxConnsPerHost = cfg.MaxConcurrent * 2
 		tr.IdleConnTimeout = 90 * time.Second
-		c.hc = &http.Client{Transport: tr}
+		// The jar keeps the instance's session cookie: without it every
+		// request opens a new session on the instance (KB0657578), which
+		// under load ends in 401s and 429s.
+		jar, _ := cookiejar.New(nil)
+		c.hc = &http.Client{Transport: tr, Jar: jar}
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -419,7 +425,10 @@ func (c *Client) attempt(ctx context.Context, cl *call, u string, body []byte, s
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(actx, cl.method, u, rd)
+	// Whether the request left: a failure before that applied nothing.
+	var sent atomic.Bool
+	trace := &httptrace.ClientTrace{WroteHeaders: func() { sent.Store(true) }}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(actx, trace), cl.method, u, rd)
 	if err != nil {
 		return &Error{Op: cl.op, Table: cl.table, Err: errConfig}
 	}
@@ -435,12 +444,10 @@ func (c *Client) attempt(ctx context.Context, cl *call, u string, body []byte, s
 	ri := RequestInfo{Op: cl.op, Table: cl.table, Method: cl.method}
 	defer func() { ri.Duration, ri.Err = time.Since(start), err; c.observe(ri) }()
 	if err != nil {
-		e := &Error{Op: cl.op, Table: cl.table, Err: scrub(err)}
-		if !errors.Is(err, context.Canceled) || ctx.Err() == nil {
-			// A refused connection never reached the instance; anything
-			// else may have been applied.
-			e.unsure = !isDialError(err)
-		}
+		// A request that never left (a refused connection, a cancel before
+		// sending) applied nothing; once sent, it may have been applied,
+		// whether the reply was lost or the wait for it cancelled.
+		e := &Error{Op: cl.op, Table: cl.table, Err: scrub(err), unsure: sent.Load()}
 		if ctx.Err() != nil {
 			e.Err = ctx.Err()
 		}
@@ -448,6 +455,9 @@ func (c *Client) attempt(ctx context.Context, cl *call, u string, body []byte, s
 	}
 	defer resp.Body.Close()
 	ri.Status = resp.StatusCode
+	if n, err := strconv.Atoi(resp.Header.Get("X-RateLimit-Limit")); err == nil {
+		c.budget.sizeTo(n)
+	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
 	if err != nil {
 		return &Error{Op: cl.op, Table: cl.table, Status: resp.StatusCode, Err: scrub(err), unsure: true}
@@ -524,11 +534,6 @@ func scrub(err error) error {
 		return fmt.Errorf("%s: %w", strings.ToLower(ue.Op), ue.Err)
 	}
 	return err
-}
-
-func isDialError(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
 }
 
 func validTable(t string) bool {
