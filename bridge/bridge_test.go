@@ -213,7 +213,7 @@ func TestQueuedCreatesInteraction(t *testing.T) {
 	if r.Status != "accepted" || len(r.InteractionSysID) != 32 {
 		t.Fatalf("reply = %+v", r)
 	}
-	if want := e.simURL + "/now/workspace/agent/record/interaction/" + r.InteractionSysID; r.ScreenPopURL != want {
+	if want := e.simURL + "/now/cwf/agent/record/interaction/" + r.InteractionSysID; r.ScreenPopURL != want {
 		t.Errorf("screen pop = %q, want %q", r.ScreenPopURL, want)
 	}
 	if r.InteractionSysID != lifecycle.SysID("ctibridge", "5001") {

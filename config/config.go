@@ -338,7 +338,7 @@ func (c *Config) defaults() {
 	}
 	for _, e := range c.Environments {
 		if e.Workspace == "" {
-			e.Workspace = "agent"
+			e.Workspace = lifecycle.DefaultWorkspace
 		}
 		if e.RequestsPerHour == 0 {
 			e.RequestsPerHour = 36000

@@ -102,7 +102,7 @@ func TestScreenPop(t *testing.T) {
 	t.Parallel()
 	id := "0123456789abcdef0123456789abcdef"
 	tests := map[string]string{
-		"":                         "https://acme.service-now.com/now/workspace/agent/record/interaction/" + id,
+		"":                         "https://acme.service-now.com/now/cwf/agent/record/interaction/" + id,
 		"agent":                    "https://acme.service-now.com/now/workspace/agent/record/interaction/" + id,
 		"csm":                      "https://acme.service-now.com/now/cwf/agent/record/interaction/" + id,
 		"sow":                      "https://acme.service-now.com/now/sow/record/interaction/" + id,

@@ -15,6 +15,13 @@ var workspaceTemplates = map[string]string{
 	"classic": "{instance}/nav_to.do?uri=interaction.do?sys_id={sys_id}",
 }
 
+// DefaultWorkspace is CSM Configurable Workspace. The legacy Agent Workspace
+// ("agent") is not activated on instances set up since the Vancouver
+// release, and the CSM documentation moves customers to the Configurable
+// Workspace, where interactions with contacts and consumers are worked. An
+// IT service desk on Service Operations Workspace sets "sow".
+const DefaultWorkspace = "csm"
+
 // Workspaces lists the named screen-pop templates.
 func Workspaces() []string { return []string{"agent", "csm", "sow", "classic"} }
 
@@ -28,7 +35,7 @@ type ScreenPop struct {
 // template containing {sys_id} (and usually {instance}).
 func NewScreenPop(instance, workspace string) (ScreenPop, error) {
 	if workspace == "" {
-		workspace = "agent"
+		workspace = DefaultWorkspace
 	}
 	tmpl, ok := workspaceTemplates[workspace]
 	if !ok {
