@@ -77,6 +77,15 @@ func New(sn *servicenow.Client, o Options) (*Finder, error) {
 // Stats reports cache hits and misses.
 func (f *Finder) Stats() (hits, misses int64) { return f.hits.Load(), f.misses.Load() }
 
+// MapFileError is why the map file's last edit could not be loaded (the
+// previous map stays in use); nil when it loaded or there is no map file.
+func (f *Finder) MapFileError() error {
+	if f.file == nil {
+		return nil
+	}
+	return f.file.Err()
+}
+
 // FindAgent implements lifecycle.AgentFinder.
 func (f *Finder) FindAgent(ctx context.Context, a lifecycle.Agent) (lifecycle.AgentUser, error) {
 	key := a.ID + "|" + strings.ToLower(a.UserName) + "|" + strings.ToLower(a.Email)

@@ -124,7 +124,16 @@ func TestMapFileReloads(t *testing.T) {
 	os.WriteFile(path, []byte("{{{"), 0o600)
 	evenLater := later.Add(time.Minute)
 	os.Chtimes(path, evenLater, evenLater)
-	time.Sleep(2500 * time.Millisecond)
+	deadline = time.Now().Add(10 * time.Second)
+	for f.MapFileError() == nil { // lookups re-read the file every few seconds
+		if u := find(t, f, lifecycle.Agent{ID: "5001"}); u.SysID != userID(sim, "asmith") {
+			t.Fatalf("broken map file replaced the good one: %+v", u)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the broken edit was never read")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	if u := find(t, f, lifecycle.Agent{ID: "5001"}); u.SysID != userID(sim, "asmith") {
 		t.Errorf("broken map file replaced the good one: %+v", u)
 	}

@@ -335,7 +335,10 @@ func TestDuplicateEventsChangeNothing(t *testing.T) {
 			t.Fatalf("duplicate answered %+v", r)
 		}
 	}
-	time.Sleep(200 * time.Millisecond)
+	// A duplicate does not change the call, so there is nothing to do.
+	if s := e.status("9001"); !s.InSync || s.Events != 1 {
+		t.Errorf("after duplicates: %d events, in sync %v; want the one event, in sync", s.Events, s.InSync)
+	}
 	if after := e.sim.Stats().Total; after != before {
 		t.Errorf("duplicates caused %d ServiceNow requests", after-before)
 	}
@@ -479,9 +482,17 @@ func TestServiceNowDownThenBack(t *testing.T) {
 		e.post(id, "queued", fmt.Sprintf(`{"ani":"80155501%02d"}`, i))
 		e.post(id, "released", `{}`)
 	}
-	time.Sleep(1500 * time.Millisecond)
-	if s := e.status(ids[0]); s.InSync || s.Attempts == 0 || s.LastError == "" {
-		t.Errorf("while ServiceNow is down: %+v; want attempts and an error", s)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		s := e.status(ids[0])
+		if s.InSync {
+			t.Fatalf("in sync while ServiceNow is down: %+v", s)
+		}
+		if s.Attempts > 0 && s.LastError != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("while ServiceNow is down: %+v; want attempts and an error", s)
+		}
 	}
 	e.sim.SetFaults(snowsim.Faults{})
 	e.waitSynced(time.Minute, ids...)

@@ -70,7 +70,11 @@ func TestRelatedRecordsOnceUnderRetries(t *testing.T) {
 	// fails a while, more than the client's own retries absorb.
 	e.sim.SetFaults(snowsim.Faults{FailNext: &snowsim.FailNext{Count: 1, Drop: true, Table: "interaction_related_record", Method: "POST"}})
 	r := e.post("7002", "queued", map[string]any{"ani": "8013203420"})
-	time.Sleep(300 * time.Millisecond)
+	for deadline := time.Now().Add(30 * time.Second); e.sim.Faults().FailNext != nil; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first link was never attempted")
+		}
+	}
 	e.sim.SetFaults(snowsim.Faults{FailNext: &snowsim.FailNext{Count: 4, Status: 503, Table: "interaction_related_record"}})
 	e.post("7002", "answered", map[string]any{"agentUserName": "jdoe"})
 	e.waitSynced(20*time.Second, "7002")

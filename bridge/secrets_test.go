@@ -78,12 +78,23 @@ func TestSecretsNeverLeak(t *testing.T) {
 	}
 	sim.SetFaults(snowsim.Faults{ErrorRate: 1})
 	b.Intake.Accept(ctx, "2", mustEvent(t))
-	time.Sleep(500 * time.Millisecond)
+	attempted := func(id string) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if s, err := b.Intake.Status(ctx, id); err == nil && (s.InSync || s.LastError != "") {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("call %s was never tried", id)
+			}
+		}
+	}
+	attempted("2")
 	sim.SetFaults(snowsim.Faults{})
 	sim.RevokeAccessTokens()
 	sim.RevokeRefreshTokens()
 	b.Intake.Accept(ctx, "3", mustEvent(t))
-	time.Sleep(500 * time.Millisecond)
+	attempted("3")
 	http.PostForm(base+"/console/login", url.Values{"username": {"admin"}, "password": {"wrong-" + consolePass}})
 	get("/metrics", nil)
 	get("/readyz", nil)
