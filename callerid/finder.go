@@ -169,9 +169,9 @@ func (f *Finder) lookup(ctx context.Context, n Number) (lifecycle.Caller, error)
 		if err != nil {
 			return c, err
 		}
-		recs, err := f.sn.List(ctx, src.Table, servicenow.ListOptions{Query: qs, Fields: fields, Limit: 10,
-			NoCount: true, ExcludeReferenceLink: true})
-		if f.refused(ctx, src.Table, "identify caller", err) {
+		// Counted, so that matches hidden by ACLs show (200, a count, no rows).
+		recs, err := f.sn.List(ctx, src.Table, servicenow.ListOptions{Query: qs, Fields: fields, Limit: 10, ExcludeReferenceLink: true})
+		if f.refused(ctx, src.Table, "identify caller", err) || f.hidden(ctx, src.Table, err) {
 			continue
 		}
 		if err != nil {
@@ -301,6 +301,21 @@ func (f *Finder) skipped(table string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.now().Before(f.disabled[table])
+}
+
+// hidden handles a lookup whose matches ACLs hide from the integration
+// user: the caller goes unidentified in that table, with one warning per
+// window.
+func (f *Finder) hidden(ctx context.Context, table string, err error) bool {
+	if !errors.Is(err, servicenow.ErrRowsHidden) {
+		return false
+	}
+	if f.o.Warner != nil {
+		f.o.Warner.Warn(ctx, "hidden:"+table, "identify caller", fmt.Sprintf(
+			"Records in %s match a caller's number, but ACLs hide them from the integration user, so callers there go unidentified. "+
+				"Grant the integration user read access to the rows of %s (not only the table).", table, table), f.o.WarnWindow)
+	}
+	return true
 }
 
 // refused handles a 403 on a table: the table is skipped for a while, with

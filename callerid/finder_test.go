@@ -16,6 +16,7 @@ import (
 )
 
 type fixture struct {
+	sn     *servicenow.Client
 	sim    *snowsim.Server
 	finder *callerid.Finder
 	warns  *warnings
@@ -47,7 +48,7 @@ func newFixture(t *testing.T, data *snowsim.Dataset, user string, o callerid.Fin
 	}
 	w := &warnings{}
 	o.Warner = w
-	return &fixture{sim: sim, finder: callerid.NewFinder(sn, o), warns: w}
+	return &fixture{sn: sn, sim: sim, finder: callerid.NewFinder(sn, o), warns: w}
 }
 
 func (f *fixture) find(t *testing.T, ani string) lifecycle.Caller {
@@ -209,5 +210,33 @@ func TestRelatedLimit(t *testing.T) {
 	f = newFixture(t, nil, "", callerid.FinderOptions{Related: -1})
 	if a := f.find(t, "8013203420"); len(a.Related) != 0 || f.requests("incident") != 0 {
 		t.Errorf("related off: %+v", a.Related)
+	}
+}
+
+// TestHiddenCallersAreWarnedAbout: the integration user may read sys_user,
+// but row-level ACLs hide every user. A real instance then answers 200 with
+// a count and no rows: the caller goes unidentified, and an operator is
+// told why, once, instead of seeing "unknown caller" for ever.
+func TestHiddenCallersAreWarnedAbout(t *testing.T) {
+	d := snowsim.DefaultDataset()
+	hidden := snowsim.Role{}
+	for k, v := range snowsim.BuiltinRoles()["cti_integration"] {
+		hidden[k] = v
+	}
+	hidden["sys_user:rows"] = "user_name=nobody-at-all"
+	d.Roles = map[string]snowsim.Role{"cti_hidden": hidden}
+	d.Users = append(d.Users, snowsim.User{UserName: "cti_hidden", Password: "cti_hidden", Roles: []string{"cti_hidden"}})
+	f := newFixture(t, d, "cti_hidden", callerid.FinderOptions{})
+	for range 2 {
+		if alice := f.find(t, "8013203420"); alice.User != "" || len(alice.Candidates) != 0 {
+			t.Fatalf("a hidden user was identified: %+v", alice)
+		}
+		f.finder = callerid.NewFinder(f.sn, callerid.FinderOptions{Warner: f.warns}) // no cache: ask again
+	}
+	if len(f.warns.keys) == 0 || f.warns.keys[0] != "hidden:sys_user" {
+		t.Errorf("warnings %v, want hidden:sys_user", f.warns.keys)
+	}
+	if carla := f.find(t, "8015550123"); carla.Contact == "" {
+		t.Errorf("a contact in a table the user sees is no longer identified: %+v", carla)
 	}
 }

@@ -180,10 +180,19 @@ func (o ListOptions) values() url.Values {
 	return v
 }
 
-// List returns the records of table matching opts.
+// List returns the records of table matching opts. Unless opts.NoCount, a
+// first page that comes back empty while the instance counts matching
+// records is an error matching ErrRowsHidden: the table is readable, but
+// ACLs hide every matching row from the integration user (real instances
+// answer so, not with 403).
 func (c *Client) List(ctx context.Context, table string, opts ListOptions) ([]Record, error) {
 	var out []Record
-	err := c.do(ctx, &call{op: "list", method: http.MethodGet, table: table, query: opts.values(), out: &out, safe: true})
+	cl := &call{op: "list", method: http.MethodGet, table: table, query: opts.values(), out: &out, safe: true}
+	err := c.do(ctx, cl)
+	if err == nil && !opts.NoCount && opts.Offset == 0 && len(out) == 0 && cl.total > 0 {
+		return nil, &Error{Op: "list", Table: table, Status: http.StatusOK, Message: "rows hidden",
+			Detail: fmt.Sprintf("%d records match, but ACLs hide every one from the integration user", cl.total), Err: ErrRowsHidden}
+	}
 	return out, err
 }
 
@@ -320,6 +329,8 @@ type call struct {
 	// unsure counts attempts whose outcome is unknown (the request may have
 	// been applied): transport errors after sending, 5xx, timeouts.
 	unsure int
+	// total is a list reply's X-Total-Count (0 when absent).
+	total int
 }
 
 func (cl *call) ambiguous() bool { return cl.unsure > 0 }
@@ -463,6 +474,7 @@ func (c *Client) attempt(ctx context.Context, cl *call, u string, body []byte, s
 		return &Error{Op: cl.op, Table: cl.table, Status: resp.StatusCode, Err: scrub(err), unsure: true}
 	}
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		cl.total, _ = strconv.Atoi(resp.Header.Get("X-Total-Count"))
 		if cl.out == nil || resp.StatusCode == http.StatusNoContent {
 			return nil
 		}

@@ -88,6 +88,9 @@ var (
 	// alongside holds only its sys_id.
 	ErrUnconfirmed = errors.New("servicenow: create refused after an attempt of unknown outcome; the record cannot be read back to confirm it exists")
 
+	// ErrRowsHidden: a table is readable but ACLs hide every matching row.
+	ErrRowsHidden = errors.New("servicenow: every matching row is hidden by ACLs")
+
 	errConfig          = errors.New("configuration")
 	errUnreadableReply = errors.New("not a Table API answer")
 )
