@@ -233,6 +233,7 @@ func (r *Reconciler) RunOnce(ctx context.Context, owner string) (bool, error) {
 		return false, err
 	}
 	start := r.now()
+	leaseEnd := start.Add(r.cfg.Lease)
 	jctx, cancel := context.WithTimeout(ctx, r.cfg.JobTimeout)
 	defer cancel()
 	s, err := decodeSynced(c.Synced)
@@ -247,7 +248,9 @@ func (r *Reconciler) RunOnce(ctx context.Context, owner string) (bool, error) {
 	defer scancel()
 	if err == nil {
 		s.FailingSince = time.Time{}
-		if derr := r.db.Done(sctx, owner, c.MasterID, c.Version, s.encode()); derr != nil {
+		if derr := r.finish(ctx, leaseEnd, func(wctx context.Context) error {
+			return r.db.Done(wctx, owner, c.MasterID, c.Version, s.encode())
+		}); derr != nil {
 			return true, derr
 		}
 		r.synced.notify(c.MasterID)
@@ -266,12 +269,47 @@ func (r *Reconciler) RunOnce(ctx context.Context, owner string) (bool, error) {
 		// Shut down mid-attempt: not the call's failure. It is released
 		// and due at once, for the next start or another bridge.
 		r.log.Info("attempt interrupted by shutdown", "contact", c.MasterID)
-		return true, r.db.Defer(sctx, owner, c.MasterID, c.Version, s.encode(), "interrupted by shutdown: "+err.Error(), r.now(), false)
+		return true, r.finish(ctx, leaseEnd, func(wctx context.Context) error {
+			return r.db.Defer(wctx, owner, c.MasterID, c.Version, s.encode(), "interrupted by shutdown: "+err.Error(), r.now(), false)
+		})
 	}
-	return true, r.fail(sctx, owner, c, s, err, start)
+	return true, r.fail(sctx, ctx, leaseEnd, owner, c, s, err, start)
 }
 
-func (r *Reconciler) fail(ctx context.Context, owner string, c *store.Contact, s synced, err error, start time.Time) error {
+// finish runs the store write that ends an attempt (Done or Defer), which
+// also releases the lease, each try bounded by storeTimeout. If the database
+// refuses it (a full disk, a PostgreSQL restart), it is tried again while
+// the lease lasts and attempt (the attempt's context) is not cancelled:
+// given up, the call would wait for its lease to expire (Lease, 2 minutes by
+// default) before any worker took it again, though the database came back
+// long before.
+func (r *Reconciler) finish(attempt context.Context, leaseEnd time.Time, write func(context.Context) error) error {
+	const firstDelay = 50 * time.Millisecond
+	delay := firstDelay
+	for {
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(attempt), storeTimeout)
+		err := write(wctx)
+		cancel()
+		if err == nil || errors.Is(err, store.ErrLeaseLost) || r.now().Add(delay).After(leaseEnd) {
+			return err
+		}
+		if delay == firstDelay {
+			r.log.Warn("store write failed; trying again while the lease lasts", "err", err)
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-attempt.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		delay = min(2*delay, time.Second)
+	}
+}
+
+// fail records a failed attempt: ctx bounds the error-log write, attempt
+// and leaseEnd the retries of the write that releases the call (see finish).
+func (r *Reconciler) fail(ctx, attempt context.Context, leaseEnd time.Time, owner string, c *store.Contact, s synced, err error, start time.Time) error {
 	f := classify(err)
 	attempts := c.Attempts + 1
 	park := f.permanent || s.failingFor(c.Attempts, r.now()) > r.cfg.GiveUpAfter
@@ -297,7 +335,9 @@ func (r *Reconciler) fail(ctx context.Context, owner string, c *store.Contact, s
 	r.observe(outcome, start)
 	r.log.Warn("sync failed", "contact", c.MasterID, "step", op, "attempt", attempts, "parked", park,
 		"next", next.Format(time.RFC3339), "err", err)
-	return r.db.Defer(ctx, owner, c.MasterID, c.Version, s.encode(), err.Error(), next, park)
+	return r.finish(attempt, leaseEnd, func(wctx context.Context) error {
+		return r.db.Defer(wctx, owner, c.MasterID, c.Version, s.encode(), err.Error(), next, park)
+	})
 }
 
 // backoff is exponential with full jitter, never shorter than what ServiceNow

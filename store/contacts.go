@@ -32,8 +32,8 @@ type Contact struct {
 	SyncedVersion int64
 	Synced        []byte // the lifecycle's record of what ServiceNow holds (JSON)
 	Attempts      int
-	NextAttemptAt time.Time
-	Parked        bool // failed permanently; waits for a retry or a new event
+	NextAttemptAt time.Time // on PostgreSQL, read on the database's clock
+	Parked        bool      // failed permanently; waits for a retry or a new event
 	LastError     string
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
@@ -61,9 +61,10 @@ func scanContact(row interface{ Scan(...any) error }) (Contact, error) {
 // changes nothing and reports added=false. A new event makes the contact due
 // for work at once, even if it had been parked after a failure.
 func (s *DB) AddEvent(ctx context.Context, ev Event, sysID string) (c Contact, added bool, err error) {
-	now := ms(s.now())
+	at := s.now()
+	now := ms(at)
 	if ev.ReceivedAt.IsZero() {
-		ev.ReceivedAt = s.now()
+		ev.ReceivedAt = at
 	}
 	if ev.OccurredAt.IsZero() {
 		ev.OccurredAt = ev.ReceivedAt
@@ -85,8 +86,9 @@ func (s *DB) AddEvent(ctx context.Context, ev Event, sysID string) (c Contact, a
 		}
 		added = n == 1
 		if added {
-			if _, err := tx.ExecContext(ctx, `UPDATE contacts SET version = version + 1, next_attempt_at = $2,
-				parked = 0, attempts = 0, updated_at = $2 WHERE master_id = $1`, ev.MasterID, now); err != nil {
+			q, args := s.withClock(`UPDATE contacts SET version = version + 1, next_attempt_at = {{now}},
+				parked = 0, attempts = 0, updated_at = $2 WHERE master_id = $1`, at, ev.MasterID, now)
+			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 				return fmt.Errorf("bump contact: %w", err)
 			}
 		}
@@ -101,18 +103,19 @@ func (s *DB) AddEvent(ctx context.Context, ev Event, sysID string) (c Contact, a
 
 // Claim takes the contact that is due soonest and leases it to owner until
 // now+lease, so no other worker (in this process or another bridge) works on
-// it meanwhile. It returns nil when nothing is due.
+// it meanwhile. It returns nil when nothing is due. On PostgreSQL, now is the
+// database's clock (see withClock).
 func (s *DB) Claim(ctx context.Context, owner string, lease time.Duration) (*Contact, []Event, error) {
-	now := s.now()
 	lock := ""
 	if s.dialect == postgres {
 		lock = " FOR UPDATE SKIP LOCKED"
 	}
-	row := s.db.QueryRowContext(ctx, `UPDATE contacts SET lease_owner = $1, lease_until = $2
+	q, args := s.withClock(`UPDATE contacts SET lease_owner = $1, lease_until = {{now}} + $2
 		WHERE master_id = (SELECT master_id FROM contacts
-			WHERE version > synced_version AND parked = 0 AND next_attempt_at <= $3 AND lease_until < $3
+			WHERE version > synced_version AND parked = 0 AND next_attempt_at <= {{now}} AND lease_until < {{now}}
 			ORDER BY next_attempt_at LIMIT 1`+lock+`)
-		RETURNING `+contactCols, owner, ms(now.Add(lease)), ms(now))
+		RETURNING `+contactCols, s.now(), owner, lease.Milliseconds())
+	row := s.db.QueryRowContext(ctx, q, args...)
 	c, err := scanContact(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil, nil
@@ -130,7 +133,7 @@ func (s *DB) Claim(ctx context.Context, owner string, lease time.Duration) (*Con
 // Done records that ServiceNow now reflects the contact up to syncedVersion and
 // releases the lease. If events arrived meanwhile the contact stays due.
 func (s *DB) Done(ctx context.Context, owner, masterID string, syncedVersion int64, synced []byte) error {
-	return s.release(ctx, owner, masterID, `synced_version = $3, synced = $4, attempts = 0, last_error = '', parked = 0`,
+	return s.release(ctx, s.now(), owner, masterID, `synced_version = $3, synced = $4, attempts = 0, last_error = '', parked = 0`,
 		syncedVersion, string(synced))
 }
 
@@ -140,18 +143,22 @@ func (s *DB) Done(ctx context.Context, owner, masterID string, syncedVersion int
 // claimedVersion is the version the worker acted on: if an event arrived during
 // the attempt, the contact is neither parked nor delayed, so the new event is
 // not held hostage by the old failure.
+//
+// next is read on this process's clock; what is stored is the same delay from
+// now on the clock leases are measured against (see withClock).
 func (s *DB) Defer(ctx context.Context, owner, masterID string, claimedVersion int64, synced []byte, lastErr string, next time.Time, parked bool) error {
-	return s.release(ctx, owner, masterID, `synced = $3, attempts = attempts + 1, last_error = $4,
-		next_attempt_at = CASE WHEN version = $7 THEN $5 ELSE next_attempt_at END,
+	now := s.now()
+	return s.release(ctx, now, owner, masterID, `synced = $3, attempts = attempts + 1, last_error = $4,
+		next_attempt_at = CASE WHEN version = $7 THEN {{now}} + $5 ELSE next_attempt_at END,
 		parked = CASE WHEN version = $7 THEN $6 ELSE 0 END`,
-		string(synced), lastErr, ms(next), boolInt(parked), claimedVersion)
+		string(synced), lastErr, ms(next)-ms(now), boolInt(parked), claimedVersion)
 }
 
-func (s *DB) release(ctx context.Context, owner, masterID, set string, args ...any) error {
+func (s *DB) release(ctx context.Context, now time.Time, owner, masterID, set string, args ...any) error {
 	args = append([]any{masterID, owner}, args...)
-	args = append(args, ms(s.now()))
-	q := `UPDATE contacts SET ` + set + `, lease_owner = '', lease_until = 0, updated_at = $` + fmt.Sprint(len(args)) +
-		` WHERE master_id = $1 AND lease_owner = $2`
+	args = append(args, ms(now))
+	q, args := s.withClock(`UPDATE contacts SET `+set+`, lease_owner = '', lease_until = 0, updated_at = $`+fmt.Sprint(len(args))+
+		` WHERE master_id = $1 AND lease_owner = $2`, now, args...)
 	res, err := s.db.ExecContext(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("store: release %s: %w", masterID, err)
@@ -289,8 +296,10 @@ func queryAll[T any](ctx context.Context, db *sql.DB, what string, scan func(int
 func (s *DB) Retry(ctx context.Context, masterIDs ...string) (int, error) {
 	n := 0
 	for _, id := range masterIDs {
-		res, err := s.db.ExecContext(ctx, `UPDATE contacts SET parked = 0, attempts = 0, next_attempt_at = $2, updated_at = $2
-			WHERE master_id = $1 AND version > synced_version`, id, ms(s.now()))
+		now := s.now()
+		q, args := s.withClock(`UPDATE contacts SET parked = 0, attempts = 0, next_attempt_at = {{now}}, updated_at = $2
+			WHERE master_id = $1 AND version > synced_version`, now, id, ms(now))
+		res, err := s.db.ExecContext(ctx, q, args...)
 		if err != nil {
 			return n, fmt.Errorf("store: retry %s: %w", id, err)
 		}
@@ -312,13 +321,13 @@ type Counts struct {
 // Counts returns queue figures.
 func (s *DB) Counts(ctx context.Context) (Counts, error) {
 	var c Counts
-	now := ms(s.now())
-	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*),
+	q, args := s.withClock(`SELECT COUNT(*),
 		COALESCE(SUM(CASE WHEN version > synced_version THEN 1 ELSE 0 END), 0),
-		COALESCE(SUM(CASE WHEN lease_until >= $1 THEN 1 ELSE 0 END), 0),
+		COALESCE(SUM(CASE WHEN lease_until >= {{now}} THEN 1 ELSE 0 END), 0),
 		COALESCE(SUM(CASE WHEN version > synced_version AND parked = 0 AND attempts > 0 THEN 1 ELSE 0 END), 0),
 		COALESCE(SUM(CASE WHEN version > synced_version AND parked = 1 THEN 1 ELSE 0 END), 0)
-		FROM contacts`, now).Scan(&c.Contacts, &c.Pending, &c.Running, &c.Retrying, &c.Parked)
+		FROM contacts`, s.now())
+	err := s.db.QueryRowContext(ctx, q, args...).Scan(&c.Contacts, &c.Pending, &c.Running, &c.Retrying, &c.Parked)
 	if err != nil {
 		return c, fmt.Errorf("store: counts: %w", err)
 	}

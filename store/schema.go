@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"strings"
 )
@@ -58,42 +59,80 @@ var migrations = []string{
 	INSERT INTO meta (key, value) VALUES ('last_ping', '0');`,
 }
 
-func (s *DB) migrate(ctx context.Context) error {
-	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)`); err != nil {
+// migrateLock is the PostgreSQL advisory lock key that serialises migrations
+// between bridges starting at once on one database.
+const migrateLock = 727274
+
+// migrate brings the schema up to date. It runs on one connection of its own:
+// on PostgreSQL that connection takes the advisory lock before anything else
+// (even creating schema_migrations, which is not safe to race), so the lock,
+// the version read, the DDL and the unlock are all one session's.
+func (s *DB) migrate(ctx context.Context) (err error) {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
+	defer conn.Close()
 	if s.dialect == postgres {
 		// Several bridges may start at once against one database.
-		if _, err := s.db.ExecContext(ctx, `SELECT pg_advisory_lock(727274)`); err != nil {
+		if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrateLock); err != nil {
 			return fmt.Errorf("store: migrate lock: %w", err)
 		}
-		defer s.db.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(727274)`)
+		defer func() {
+			if _, uerr := conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, migrateLock); uerr != nil {
+				// A session lock lives as long as its connection: drop
+				// the connection rather than return it to the pool
+				// still holding the lock.
+				conn.Raw(func(any) error { return driver.ErrBadConn })
+				if err == nil {
+					err = fmt.Errorf("store: migrate unlock: %w", uerr)
+				}
+			}
+		}()
 	}
-	var have int
-	if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&have); err != nil {
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)`); err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
 	id := "INTEGER PRIMARY KEY AUTOINCREMENT"
 	if s.dialect == postgres {
 		id = "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
 	}
-	for v := have + 1; v <= len(migrations); v++ {
+	for v := 1; v <= len(migrations); v++ {
 		ddl := strings.ReplaceAll(migrations[v-1], "{{id}}", id)
-		err := s.tx(ctx, func(tx *sql.Tx) error {
-			for _, stmt := range strings.Split(ddl, ";") {
-				if strings.TrimSpace(stmt) == "" {
-					continue
-				}
-				if _, err := tx.ExecContext(ctx, stmt); err != nil {
-					return err
-				}
-			}
-			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, v)
-			return err
-		})
-		if err != nil {
+		if err := applyMigration(ctx, conn, v, ddl); err != nil {
 			return fmt.Errorf("store: migration %d: %w", v, err)
 		}
 	}
 	return nil
+}
+
+// applyMigration applies migration v in one transaction unless the schema is
+// already at v or later. The version is read inside the transaction: on
+// SQLite the transaction holds the write lock (immediate), so another process
+// opening the same file cannot apply it in between.
+func applyMigration(ctx context.Context, conn *sql.Conn, v int, ddl string) error {
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var have int
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&have); err != nil {
+		return err
+	}
+	if have >= v {
+		return nil
+	}
+	for _, stmt := range strings.Split(ddl, ";") {
+		if strings.TrimSpace(stmt) == "" {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, v); err != nil {
+		return err
+	}
+	return tx.Commit()
 }

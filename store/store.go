@@ -9,6 +9,8 @@
 // package decides what an event means. What the store guarantees is that an
 // accepted event is committed before AddEvent returns, that a duplicate event is
 // recognised, and that one contact is worked on by at most one worker at a time.
+// On PostgreSQL, lease expiry and due times are read on the database's clock,
+// so that guarantee does not depend on the bridges' clocks agreeing.
 package store
 
 import (
@@ -42,6 +44,9 @@ type DB struct {
 	db      *sql.DB
 	dialect dialect
 	now     func() time.Time
+	// dbClockOffset moves the database's clock, for tests that need lease
+	// and due times to pass on PostgreSQL; nil in production.
+	dbClockOffset func() time.Duration
 }
 
 // Open opens (and migrates) the store named by dsn: a postgres:// or
@@ -127,6 +132,33 @@ func (s *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// pgClockMS is PostgreSQL's clock in Unix milliseconds.
+const pgClockMS = `(extract(epoch from clock_timestamp()) * 1000)::bigint`
+
+// withClock replaces {{now}} in q with the time that lease expiry and due
+// times are measured against, adding its argument to args.
+//
+// On PostgreSQL that is the database's clock: several bridges share the
+// database and their own clocks may disagree, but they all read one clock, so
+// a lease one of them holds never looks expired to another, and work one of
+// them makes due is due for all. On SQLite (one bridge per file, on the
+// database's own machine) it is now, this process's time.
+func (s *DB) withClock(q string, now time.Time, args ...any) (string, []any) {
+	if !strings.Contains(q, "{{now}}") {
+		return q, args
+	}
+	if s.dialect == postgres {
+		var offset time.Duration
+		if s.dbClockOffset != nil {
+			offset = s.dbClockOffset()
+		}
+		args = append(args, offset.Milliseconds())
+		return strings.ReplaceAll(q, "{{now}}", fmt.Sprintf("(%s + $%d)", pgClockMS, len(args))), args
+	}
+	args = append(args, ms(now))
+	return strings.ReplaceAll(q, "{{now}}", fmt.Sprintf("$%d", len(args))), args
 }
 
 func ms(t time.Time) int64 {

@@ -122,11 +122,15 @@ func TestStore(t *testing.T) {
 				t.Run(name, func(t *testing.T) {
 					t.Parallel()
 					c := newClock()
+					// On PostgreSQL leases and due times follow the
+					// database's clock: the test clock moves it too.
+					start := c.now()
+					offset := func() time.Duration { return c.now().Sub(start) }
 					db, reopen := open(t)
-					db.now = c.now
+					db.now, db.dbClockOffset = c.now, offset
 					fn(t, bundle{db: db, clock: c, ctx: context.Background(), reopen: func() *DB {
 						d := reopen()
-						d.now = c.now
+						d.now, d.dbClockOffset = c.now, offset
 						return d
 					}})
 				})

@@ -34,6 +34,7 @@ func commands() map[string]command {
 		"doctor":   {"check a configuration against a real instance: reachability, auth, rights", doctor.Main},
 		"keys":     {"make a Studio API key: keys new NAME", keys},
 		"errors":   {"list or retry the integration error log", errorsCmd},
+		"backup":   {"copy the SQLite store to a new file while the bridge serves: backup FILE", backup},
 	}
 }
 

@@ -19,7 +19,7 @@ func TestUnknownCommandAndHelp(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `unknown command "frobnicate"`) || exitCode(err) != 1 {
 		t.Errorf("err = %v (exit %d)", err, exitCode(err))
 	}
-	for _, name := range []string{"serve", "demo", "snowsim", "simulate", "doctor", "keys", "errors"} {
+	for _, name := range []string{"serve", "demo", "snowsim", "simulate", "doctor", "keys", "errors", "backup"} {
 		if !strings.Contains(errs.String(), name) {
 			t.Errorf("usage lacks %s:\n%s", name, errs.String())
 		}
