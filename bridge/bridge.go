@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ctibridge/ctibridge/api"
+	"github.com/ctibridge/ctibridge/callerid"
 	"github.com/ctibridge/ctibridge/config"
 	"github.com/ctibridge/ctibridge/lifecycle"
 	"github.com/ctibridge/ctibridge/servicenow"
@@ -72,7 +73,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Bridge, er
 	}
 	b.Rec = lifecycle.NewReconciler(lc, lifecycle.Deps{
 		DB: db, SN: sn, Callers: newCallerFinder(cfg, sn, lifecycle.DBWarner{DB: db, Log: log.With("component", "callerid")}), Agents: agents, Logger: log.With("component", "reconciler"),
-		Observer: b.ops.metrics,
+		Observer: b.ops.metrics, Normalize: func(ani string) string { return callerid.Parse(ani, cfg.Callers.Region).E164 },
 	})
 	b.Intake = lifecycle.NewIntake(db, lc, pop, b.Rec)
 	keys, err := api.NewKeys(cfg.APIKeys, cfg.PlainAPIKeys)

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -301,13 +302,14 @@ func TestThrottledByServiceNow(t *testing.T) {
 // TestRetention: finished calls older than the retention leave the store
 // (ServiceNow keeps its records); unfinished ones stay.
 func TestRetention(t *testing.T) {
-	e := setup(t, func(c *config.Config) { c.Lifecycle.Retention = time.Millisecond })
+	e := setup(t)
 	e.post("7801", "queued", map[string]any{"ani": "+1 312 555 0100"})
 	e.waitSynced(10*time.Second, "7801")
 	e.sim.SetFaults(snowsim.Faults{Down: true})
 	e.post("7802", "queued", map[string]any{"ani": "+1 312 555 0101"})
 	time.Sleep(10 * time.Millisecond)
 	e.stop()
+	e.cfg.Lifecycle.Retention = time.Millisecond
 	e.start() // purges at start, in the background
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -327,5 +329,60 @@ func TestRetention(t *testing.T) {
 	e.waitSynced(10*time.Second, "7802")
 	if n := len(e.sim.Records("interaction")); n != 2 {
 		t.Errorf("%d interactions in ServiceNow, want 2", n)
+	}
+}
+
+// TestCreateFirst: the caller lookup hangs and incident answers 500. The
+// screen pop Studio already holds must open a record all the same: the
+// interaction is created with what the call says, and the caller and their
+// open incidents follow once ServiceNow answers again.
+func TestCreateFirst(t *testing.T) {
+	t.Parallel()
+	sim := snowsim.New(snowsim.Options{})
+	release := make(chan struct{})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/sys_user") && strings.Contains(r.URL.RawQuery, "phone") {
+			<-release // the caller lookup hangs
+		}
+		sim.ServeHTTP(w, r)
+	})
+	e := setupServing(t, sim, h)
+	sim.SetFaults(snowsim.Faults{FailNext: &snowsim.FailNext{Count: 1 << 20, Status: 500, Table: "incident"}})
+	r := e.post("7901", "queued", map[string]any{"ani": "8013203420"})
+	var rec map[string]string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var ok bool
+		if rec, ok = sim.Record("interaction", r.InteractionSysID); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no interaction while the caller lookup hangs: the create waited for it")
+		}
+	}
+	if rec["state"] != "new" || rec["caller_phone_number"] != "+18013203420" || rec["opened_for"] != "" {
+		t.Errorf("created as %v; want state new, the number, and no caller yet", rec)
+	}
+	if s := e.status("7901"); s.InSync {
+		t.Errorf("in sync before the caller is known: %+v", s)
+	}
+
+	unblock() // the lookup answers; incident still fails
+	alice := e.userID("alice.caller")
+	for deadline := time.Now().Add(30 * time.Second); e.interaction(r.InteractionSysID)["opened_for"] != alice; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("caller never added: %v", e.interaction(r.InteractionSysID))
+		}
+	}
+	if rel := e.related(r.InteractionSysID); len(rel) != 0 {
+		t.Errorf("links %v while incident fails", rel)
+	}
+
+	sim.SetFaults(snowsim.Faults{}) // incident answers again
+	e.waitSynced(time.Minute, "7901")
+	if rel := e.related(r.InteractionSysID); len(rel) != 2 {
+		t.Errorf("links %v after recovery, want Alice's 2 open incidents", rel)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/ctibridge/ctibridge/lifecycle"
 	"github.com/ctibridge/ctibridge/servicenow"
 )
@@ -56,8 +58,10 @@ type Finder struct {
 	hits atomic.Int64
 	miss atomic.Int64
 
+	flight singleflight.Group // one lookup per number (and per caller's tasks) at a time
+
 	mu       sync.Mutex
-	cache    map[string]cached
+	cache    map[string]cached // by E.164 number, and "tasks:" + caller for open tasks
 	disabled map[string]time.Time // table → skipped until
 }
 
@@ -92,33 +96,60 @@ func NewFinder(sn *servicenow.Client, o FinderOptions) *Finder {
 // Stats returns cache hits and misses since start.
 func (f *Finder) Stats() (hits, misses int64) { return f.hits.Load(), f.miss.Load() }
 
-// FindCaller identifies the caller behind ani. A withheld or unusable number
-// is not an error: it yields a Caller with Withheld set and no request.
+// FindCaller identifies the caller behind ani (without their open tasks:
+// see OpenTasks). A withheld or unusable number is not an error: it yields
+// a Caller with Withheld set and no request. Concurrent lookups of one
+// number share one request.
 func (f *Finder) FindCaller(ctx context.Context, ani string) (lifecycle.Caller, error) {
 	n := Parse(ani, f.o.Region)
 	if n.Withheld {
 		return lifecycle.Caller{Number: n.Raw, Withheld: true}, nil
 	}
+	return f.cached(ctx, n.E164, &f.hits, &f.miss, func(ctx context.Context) (lifecycle.Caller, error) { return f.lookup(ctx, n) })
+}
+
+// OpenTasks finds the caller's active incidents and cases, most recent
+// first, up to the configured number.
+func (f *Finder) OpenTasks(ctx context.Context, c lifecycle.Caller) ([]lifecycle.Related, error) {
+	if f.o.Related <= 0 || c.User == "" && c.Contact == "" && c.Consumer == "" {
+		return nil, nil
+	}
+	var hits, misses atomic.Int64 // Stats counts caller lookups only
+	t, err := f.cached(ctx, "tasks:"+c.User+"|"+c.Contact+"|"+c.Consumer, &hits, &misses, func(ctx context.Context) (lifecycle.Caller, error) {
+		rel, err := f.related(ctx, c)
+		return lifecycle.Caller{Related: rel}, err
+	})
+	return t.Related, err
+}
+
+// cached answers from the cache, or runs lookup once for all who ask
+// meanwhile and caches its result.
+func (f *Finder) cached(ctx context.Context, key string, hits, misses *atomic.Int64, lookup func(context.Context) (lifecycle.Caller, error)) (lifecycle.Caller, error) {
 	f.mu.Lock()
-	if e, ok := f.cache[n.E164]; ok && f.now().Before(e.expires) {
+	if e, ok := f.cache[key]; ok && f.now().Before(e.expires) {
 		f.mu.Unlock()
-		f.hits.Add(1)
+		hits.Add(1)
 		return clone(e.c), nil
 	}
 	f.mu.Unlock()
-	f.miss.Add(1)
-
-	c, err := f.lookup(ctx, n)
+	v, err, _ := f.flight.Do(key, func() (any, error) {
+		misses.Add(1)
+		c, err := lookup(ctx)
+		if err != nil {
+			return nil, err
+		}
+		f.mu.Lock()
+		f.cache[key] = cached{c: c, expires: f.now().Add(f.o.TTL)}
+		if len(f.cache) > 50000 {
+			f.evict()
+		}
+		f.mu.Unlock()
+		return c, nil
+	})
 	if err != nil {
 		return lifecycle.Caller{}, err
 	}
-	f.mu.Lock()
-	f.cache[n.E164] = cached{c: c, expires: f.now().Add(f.o.TTL)}
-	if len(f.cache) > 50000 {
-		f.evict()
-	}
-	f.mu.Unlock()
-	return clone(c), nil
+	return clone(v.(lifecycle.Caller)), nil
 }
 
 func clone(c lifecycle.Caller) lifecycle.Caller {
@@ -211,13 +242,6 @@ func (f *Finder) lookup(ctx context.Context, n Number) (lifecycle.Caller, error)
 			c.User = r.SysID()
 		}
 		break
-	}
-	if f.o.Related > 0 {
-		rel, err := f.related(ctx, c)
-		if err != nil {
-			return c, err
-		}
-		c.Related = rel
 	}
 	return c, nil
 }

@@ -51,11 +51,15 @@ func newFixture(t *testing.T, data *snowsim.Dataset, user string, o callerid.Fin
 	return &fixture{sn: sn, sim: sim, finder: callerid.NewFinder(sn, o), warns: w}
 }
 
+// find identifies the caller and their open tasks, as the reconciler does.
 func (f *fixture) find(t *testing.T, ani string) lifecycle.Caller {
 	t.Helper()
 	c, err := f.finder.FindCaller(context.Background(), ani)
 	if err != nil {
 		t.Fatalf("FindCaller(%q): %v", ani, err)
+	}
+	if c.Related, err = f.finder.OpenTasks(context.Background(), c); err != nil {
+		t.Fatalf("OpenTasks(%q): %v", ani, err)
 	}
 	return c
 }

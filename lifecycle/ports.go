@@ -28,10 +28,12 @@ type Related struct {
 	Number string
 }
 
-// CallerFinder identifies callers. Implementations cache and must not call
-// ServiceNow for a withheld number.
+// CallerFinder identifies callers and finds their open tasks: two steps,
+// so a failing task lookup cannot hold up who the caller is.
+// Implementations cache and must not call ServiceNow for a withheld number.
 type CallerFinder interface {
 	FindCaller(ctx context.Context, ani string) (Caller, error)
+	OpenTasks(ctx context.Context, c Caller) ([]Related, error)
 }
 
 // Agent identifies a CXone agent as Studio reported it.

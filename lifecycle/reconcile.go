@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -41,6 +43,8 @@ type synced struct {
 	// RelatedUnsure are related records whose create may have been
 	// applied without a reply.
 	RelatedUnsure []string `json:"relatedUnsure,omitempty"`
+	// TasksFound: the caller's open tasks (Caller.Related) were looked up.
+	TasksFound bool `json:"tasksFound,omitempty"`
 	// FailingSince is when the current run of failed attempts began.
 	FailingSince time.Time `json:"failingSince,omitzero"`
 }
@@ -126,6 +130,8 @@ func (r *Reconciler) want(call Call, s synced) desired {
 		number := q.ANI
 		if s.Caller != nil && s.Caller.Number != "" {
 			number = s.Caller.Number
+		} else if r.norm != nil && r.norm(q.ANI) != "" {
+			number = r.norm(q.ANI)
 		}
 		// caller_phone_number is an E.164 field: a withheld or unparseable
 		// ANI leaves it empty and is kept, as received, in the description.
@@ -151,7 +157,18 @@ func (r *Reconciler) want(call Call, s synced) desired {
 	var prev *Event
 	for i := range call.Agents {
 		e := call.Agents[i]
-		u := s.Agents[agentKey(e)]
+		u, resolved := s.Agents[agentKey(e)]
+		prevResolved := true
+		if prev != nil {
+			_, prevResolved = s.Agents[agentKey(*prev)]
+		}
+		if !resolved || !prevResolved {
+			// Not looked up yet: its notes wait until it is, so they name
+			// the right people.
+			prev = &call.Agents[i]
+			r.mapFields(d.fields, &e)
+			continue
+		}
 		if u.SysID == "" {
 			d.notes = append(d.notes, note{"unmapped:" + agentKey(e), fmt.Sprintf(
 				"ctibridge: %s has no ServiceNow user (agent id %q, user name %q, e-mail %q); the interaction is not assigned to them.",
@@ -170,8 +187,11 @@ func (r *Reconciler) want(call Call, s synced) desired {
 	}
 	if a := call.Agent(); a != nil {
 		// An unmapped agent clears the assignment rather than leaving the
-		// previous agent's name on a call they no longer have.
-		d.fields["assigned_to"] = s.Agents[agentKey(*a)].SysID
+		// previous agent's name on a call they no longer have; one not
+		// looked up yet leaves it as it is for now.
+		if u, ok := s.Agents[agentKey(*a)]; ok {
+			d.fields["assigned_to"] = u.SysID
+		}
 	}
 	if rel := call.Released; rel != nil {
 		var parts []string
@@ -297,33 +317,9 @@ func (r *Reconciler) sync(ctx context.Context, masterID, sysID string, call Call
 	if s.SysID == "" {
 		s.SysID = sysID
 	}
-	if q := call.Queued; q != nil && r.callers != nil && (s.Caller == nil || s.CallerANI != q.ANI) {
-		c, err := r.callers.FindCaller(ctx, q.ANI)
-		if err != nil {
-			return s, failed(stepIdentify, err)
-		}
-		s.Caller, s.CallerANI = &c, q.ANI
-	}
-	for _, e := range call.Agents {
-		k := agentKey(e)
-		if _, ok := s.Agents[k]; ok {
-			continue
-		}
-		u, err := r.agents.FindAgent(ctx, Agent{ID: e.AgentID, UserName: e.AgentUserName, Email: e.AgentEmail})
-		if err != nil {
-			return s, failed(stepAgent, err)
-		}
-		if u.SysID == "" && r.warn != nil {
-			r.warn.Warn(ctx, "unmapped-agent:"+k, string(stepAgent), fmt.Sprintf(
-				"%s has no ServiceNow user (user name %q, e-mail %q); interactions stay unassigned",
-				agentLabel(e, u), e.AgentUserName, e.AgentEmail), r.cfg.WarnWindow)
-		}
-		if s.Agents == nil {
-			s.Agents = map[string]AgentUser{}
-		}
-		s.Agents[k] = u
-	}
-
+	// Create first: lookups that fail or are slow are left for a later
+	// attempt, and what they find comes in a later update.
+	later := r.lookup(ctx, call, &s)
 	if len(s.NotesUnsure) > 0 {
 		if err := r.settleNotes(ctx, &s); err != nil {
 			return s, failed(stepUpdate, err)
@@ -417,7 +413,117 @@ func (r *Reconciler) sync(ctx context.Context, masterID, sysID string, call Call
 	if err := r.linkRelated(ctx, &s); err != nil {
 		return s, failed(stepRelated, err)
 	}
-	return s, nil
+	return s, later
+}
+
+// errNoAnswerYet: a lookup did not answer within LookupWait.
+var errNoAnswerYet = errors.New("no answer yet; the interaction went ahead without it")
+
+// lookup resolves what the interaction needs besides the call's own events:
+// who the caller is and their open tasks, and the agents' ServiceNow users.
+// The lookups run side by side; what fails, or has not answered within
+// LookupWait, is left for a later attempt, so a slow or failing lookup never
+// holds up the create. A slow lookup goes on in the background (up to
+// JobTimeout) and its answer waits in the finder's cache. It returns the
+// first lookup left over, or nil.
+func (r *Reconciler) lookup(ctx context.Context, call Call, s *synced) error {
+	type result struct {
+		apply func(*synced) // nil when there is nothing to keep
+		err   error
+	}
+	var steps []step
+	var jobs []func(context.Context) result
+	if q := call.Queued; q != nil && r.callers != nil && (s.Caller == nil || s.CallerANI != q.ANI) {
+		ani := q.ANI
+		steps = append(steps, stepIdentify)
+		jobs = append(jobs, func(ctx context.Context) result {
+			c, err := r.callers.FindCaller(ctx, ani)
+			if err != nil {
+				return result{err: failed(stepIdentify, err)}
+			}
+			rel, err := r.callers.OpenTasks(ctx, c)
+			c.Related = rel
+			return result{apply: func(s *synced) { s.Caller, s.CallerANI, s.TasksFound = &c, ani, err == nil }, err: wrapStep(stepRelated, err)}
+		})
+	} else if s.Caller != nil && r.callers != nil && !s.TasksFound {
+		c := *s.Caller
+		steps = append(steps, stepRelated)
+		jobs = append(jobs, func(ctx context.Context) result {
+			rel, err := r.callers.OpenTasks(ctx, c)
+			if err != nil {
+				return result{err: failed(stepRelated, err)}
+			}
+			return result{apply: func(s *synced) { s.Caller.Related, s.TasksFound = rel, true }}
+		})
+	}
+	seen := map[string]bool{}
+	for _, e := range call.Agents {
+		k := agentKey(e)
+		if _, ok := s.Agents[k]; ok || seen[k] {
+			continue
+		}
+		seen[k] = true
+		steps = append(steps, stepAgent)
+		jobs = append(jobs, func(ctx context.Context) result {
+			u, err := r.agents.FindAgent(ctx, Agent{ID: e.AgentID, UserName: e.AgentUserName, Email: e.AgentEmail})
+			if err != nil {
+				return result{err: failed(stepAgent, err)}
+			}
+			if u.SysID == "" && r.warn != nil {
+				r.warn.Warn(ctx, "unmapped-agent:"+k, string(stepAgent), fmt.Sprintf(
+					"%s has no ServiceNow user (user name %q, e-mail %q); interactions stay unassigned",
+					agentLabel(e, u), e.AgentUserName, e.AgentEmail), r.cfg.WarnWindow)
+			}
+			return result{apply: func(s *synced) {
+				if s.Agents == nil {
+					s.Agents = map[string]AgentUser{}
+				}
+				s.Agents[k] = u
+			}}
+		})
+	}
+	if len(jobs) == 0 {
+		return nil
+	}
+	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.JobTimeout)
+	results := make(chan result, len(jobs)) // buffered: a job answering late does not block
+	pending := make([]bool, len(jobs))
+	var wg sync.WaitGroup
+	for i, job := range jobs {
+		pending[i] = true
+		wg.Go(func() {
+			res := job(bg)
+			results <- res
+		})
+	}
+	go func() { wg.Wait(); cancel() }()
+	wait := time.NewTimer(r.cfg.LookupWait)
+	defer wait.Stop()
+	var first error
+	for range jobs {
+		select {
+		case res := <-results:
+			if res.apply != nil {
+				res.apply(s)
+			}
+			if first == nil {
+				first = res.err
+			}
+		case <-wait.C:
+			return cmp.Or(first, failed(steps[0], errNoAnswerYet))
+		case <-ctx.Done():
+			return cmp.Or(first, ctx.Err())
+		}
+	}
+	return first
+}
+
+// wrapStep is failed for an error that may be nil.
+func wrapStep(st step, err error) error {
+	if err == nil {
+		return nil
+	}
+	return failed(st, err)
 }
 
 // compareStored records what ServiceNow stored for the fields asked, as its

@@ -37,6 +37,10 @@ type Config struct {
 	// the next start or another bridge (default 10s).
 	ShutdownGrace time.Duration
 	WarnWindow    time.Duration // one warning per key per window (default 1h)
+	// LookupWait bounds how long the caller and agent lookups may hold up
+	// a create or update (default 1s): what has not answered by then comes
+	// in a later update.
+	LookupWait time.Duration
 	// Retention is how long finished calls and resolved error entries are
 	// kept (default 30 days; negative = forever). Unfinished work is kept.
 	Retention time.Duration
@@ -64,6 +68,7 @@ func (c *Config) defaults() {
 	def(&c.MaxBackoff, 5*time.Minute)
 	def(&c.GiveUpAfter, 24*time.Hour)
 	def(&c.WarnWindow, time.Hour)
+	def(&c.LookupWait, time.Second)
 	def(&c.ShutdownGrace, 10*time.Second)
 	if c.Retention == 0 {
 		c.Retention = 30 * 24 * time.Hour
@@ -90,6 +95,7 @@ type Reconciler struct {
 	agents  AgentFinder
 	warn    Warner
 	log     *slog.Logger
+	norm    func(ani string) string
 	obs     Observer
 	owner   string
 	wake    chan struct{}
@@ -106,6 +112,11 @@ type Deps struct {
 	Agents   AgentFinder
 	Logger   *slog.Logger
 	Observer Observer
+	// Normalize turns an ANI into E.164 without asking ServiceNow ("" when
+	// it is withheld or not a number), so the first write carries the
+	// number even before the caller is identified. Nil: ANIs are written
+	// only when already in E.164.
+	Normalize func(ani string) string
 }
 
 // NewReconciler builds a reconciler; call Run to start its workers.
@@ -115,7 +126,7 @@ func NewReconciler(cfg Config, d Deps) *Reconciler {
 	rand.Read(b)
 	r := &Reconciler{
 		cfg: cfg, db: d.DB, sn: snowClient{d.SN}, callers: d.Callers, agents: d.Agents, obs: d.Observer,
-		log: d.Logger, owner: "w-" + hex.EncodeToString(b), wake: make(chan struct{}, 1), now: time.Now,
+		norm: d.Normalize, log: d.Logger, owner: "w-" + hex.EncodeToString(b), wake: make(chan struct{}, 1), now: time.Now,
 	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
