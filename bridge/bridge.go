@@ -18,6 +18,7 @@ import (
 	"github.com/ctibridge/ctibridge/api"
 	"github.com/ctibridge/ctibridge/config"
 	"github.com/ctibridge/ctibridge/lifecycle"
+	"github.com/ctibridge/ctibridge/loginlimit"
 	"github.com/ctibridge/ctibridge/servicenow"
 	"github.com/ctibridge/ctibridge/store"
 )
@@ -32,6 +33,7 @@ type Bridge struct {
 	Intake *lifecycle.Intake
 	api    *api.Server
 	ops    *ops
+	logins *logins
 	pop    lifecycle.ScreenPop
 }
 
@@ -44,6 +46,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Bridge, er
 	env := cfg.Selected()
 	b := &Bridge{cfg: cfg, log: log}
 	b.ops = newOps(b)
+	b.logins = &logins{lim: loginlimit.New(loginlimit.Options{}), log: log.With("component", "login"), m: b.ops.metrics}
 
 	db, err := store.Open(ctx, cfg.Database)
 	if err != nil {

@@ -8,6 +8,7 @@
 package console
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -15,6 +16,7 @@ import (
 	"encoding/hex"
 	"html/template"
 	"io/fs"
+	"math"
 	"net/http"
 	"strconv"
 	"sync"
@@ -61,15 +63,19 @@ type Budget struct {
 	BackoffUntil  time.Time
 }
 
+// LoginFunc checks the credentials of a login request. When the client may
+// not try now (too many failures) it returns wait > 0 without checking them.
+type LoginFunc func(r *http.Request, user, pass string) (ok bool, wait time.Duration)
+
 // Console serves the pages under /console/.
 type Console struct {
-	src      Source
-	check    func(user, pass string) bool
-	tmpl     map[string]*template.Template
-	mux      *http.ServeMux
-	mu       sync.Mutex
-	sessions map[string]session
-	now      func() time.Time
+	src        Source
+	checkLogin LoginFunc
+	tmpl       map[string]*template.Template
+	mux        *http.ServeMux
+	mu         sync.Mutex
+	sessions   map[string]session
+	now        func() time.Time
 }
 
 type session struct {
@@ -83,9 +89,9 @@ const (
 	sessionTTL = 8 * time.Hour
 )
 
-// New builds the console. check validates login credentials.
-func New(src Source, check func(user, pass string) bool) *Console {
-	c := &Console{src: src, check: check, sessions: map[string]session{}, now: time.Now, mux: http.NewServeMux()}
+// New builds the console. login validates (and throttles) logins.
+func New(src Source, login LoginFunc) *Console {
+	c := &Console{src: src, checkLogin: login, sessions: map[string]session{}, now: time.Now, mux: http.NewServeMux()}
 	c.tmpl = parseTemplates()
 	assets, _ := fs.Sub(assetFS, "assets")
 	c.mux.Handle("GET /console/assets/", http.StripPrefix("/console/assets/", http.FileServerFS(assets)))
@@ -179,8 +185,14 @@ func safeNext(next string) string {
 func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	user, pass := r.PostFormValue("username"), r.PostFormValue("password")
 	next := safeNext(r.PostFormValue("next"))
-	if !c.check(user, pass) {
-		time.Sleep(300 * time.Millisecond) // slow down guessing
+	ok, wait := c.checkLogin(r, user, pass)
+	if wait > 0 {
+		secs := max(1, int(math.Ceil(wait.Seconds())))
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		c.renderStatus(w, r, http.StatusTooManyRequests, "login", map[string]any{"Next": next, "RetryAfter": secs})
+		return
+	}
+	if !ok {
 		http.Redirect(w, r, "/console/login?failed=1&next="+template.URLQueryEscaper(next), http.StatusSeeOther)
 		return
 	}
@@ -212,16 +224,24 @@ func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) render(w http.ResponseWriter, r *http.Request, page string, data map[string]any) {
+	c.renderStatus(w, r, http.StatusOK, page, data)
+}
+
+func (c *Console) renderStatus(w http.ResponseWriter, r *http.Request, status int, page string, data map[string]any) {
 	if s, ok := r.Context().Value(ctxSession{}).(session); ok {
 		data["CSRF"] = s.csrf
 		data["User"] = s.user
 	}
 	data["Page"] = page
 	data["Now"] = c.now()
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	if err := c.tmpl[page].ExecuteTemplate(w, "layout", data); err != nil {
+	var buf bytes.Buffer
+	if err := c.tmpl[page].ExecuteTemplate(&buf, "layout", data); err != nil {
 		http.Error(w, "page failed to render", http.StatusInternalServerError)
+		return
 	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	buf.WriteTo(w)
 }
 
 func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
