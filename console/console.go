@@ -19,6 +19,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -270,32 +271,56 @@ func (c *Console) callPage(w http.ResponseWriter, r *http.Request) {
 	c.render(w, r, "call", map[string]any{"Call": calls[0], "Entries": errs, "Src": c.src})
 }
 
-func errorFilter(r *http.Request) (store.ErrorFilter, map[string]string) {
+// filterError names the filter field whose value was refused.
+type filterError struct{ field, want string }
+
+func (e *filterError) Error() string { return e.field + ": " + e.want }
+
+// errorFilter reads the error-log filter of the errors page and of "Retry all
+// matching". A value it does not understand is an error, never ignored:
+// ignoring it would widen the filter, and the retry with it.
+func errorFilter(r *http.Request, now time.Time) (store.ErrorFilter, map[string]string, error) {
 	q := r.URL.Query()
 	if r.Method == http.MethodPost {
 		q = r.PostForm
 	}
 	f := store.ErrorFilter{OpenOnly: q.Get("all") == "", Operation: q.Get("operation"), Severity: q.Get("severity"), Limit: 200}
-	if n, err := strconv.Atoi(q.Get("status")); err == nil {
-		f.Status = n
-	}
-	if d, err := time.ParseDuration(q.Get("since")); err == nil && d > 0 {
-		f.Since = time.Now().Add(-d)
-	}
 	form := map[string]string{"operation": q.Get("operation"), "status": q.Get("status"), "since": q.Get("since"),
 		"severity": q.Get("severity"), "all": q.Get("all")}
-	return f, form
+	if v := strings.TrimSpace(q.Get("status")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 100 || n > 599 {
+			return f, form, &filterError{"HTTP status", "want a status code from 100 to 599, like 403"}
+		}
+		f.Status = n
+	}
+	if v := strings.TrimSpace(q.Get("since")); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return f, form, &filterError{"Seen within", "want a duration like 90m or 2h"}
+		}
+		f.Since = now.Add(-d)
+	}
+	return f, form, nil
 }
 
 func (c *Console) errorsPage(w http.ResponseWriter, r *http.Request) {
-	f, form := errorFilter(r)
+	data := map[string]any{"Retried": r.URL.Query().Get("retried"),
+		"Operations": []string{"identify caller", "map agent", "create interaction", "update interaction", "link related records"}}
+	f, form, err := errorFilter(r, c.now())
+	data["Filter"] = form
+	if err != nil {
+		data["FilterError"] = err.Error()
+		c.renderStatus(w, r, http.StatusBadRequest, "errors", data)
+		return
+	}
 	entries, err := c.src.Errors(r.Context(), f)
 	if err != nil {
 		http.Error(w, "error log unavailable", http.StatusInternalServerError)
 		return
 	}
-	c.render(w, r, "errors", map[string]any{"Entries": entries, "Filter": form, "Retried": r.URL.Query().Get("retried"),
-		"Operations": []string{"identify caller", "map agent", "create interaction", "update interaction", "link related records"}})
+	data["Entries"] = entries
+	c.render(w, r, "errors", data)
 }
 
 func (c *Console) retryOne(w http.ResponseWriter, r *http.Request) {
@@ -313,7 +338,11 @@ func (c *Console) retryOne(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) retryAll(w http.ResponseWriter, r *http.Request) {
-	f, _ := errorFilter(r)
+	f, _, err := errorFilter(r, c.now())
+	if err != nil {
+		http.Error(w, "Nothing retried: "+err.Error()+".", http.StatusBadRequest)
+		return
+	}
 	n, err := c.src.RetryMatching(r.Context(), f)
 	if err != nil {
 		http.Error(w, "retry failed", http.StatusInternalServerError)
