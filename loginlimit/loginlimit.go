@@ -15,10 +15,11 @@
 //     slowed down; a guesser from one address gets two guesses a minute. A
 //     correct password empties the address's record.
 //   - Overall: 30 failures at once, then one a second. One address can never
-//     trip it (5 at once, 2 a minute); it takes at least 7 addresses failing
-//     together to empty it and 30 to keep it empty. It lets one attempt
-//     through a second and is full again 30 s after an attack stops, so
-//     operators wait seconds, not minutes. Addresses that logged in
+//     trip it (5 at once, 2 a minute); it takes 6 addresses using their
+//     whole allowance to empty it and 30 guessing as fast as they may to
+//     keep it empty. While it is empty an attempt gets through every second,
+//     and it is full again 30 s after an attack stops, so operators wait
+//     seconds, not minutes. Addresses that logged in
 //     successfully in the last 24 hours are not held back by it (their own
 //     limit still applies), so operators at their usual desk are not locked
 //     out while an attack from elsewhere goes on.
