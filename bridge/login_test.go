@@ -32,11 +32,15 @@ func (c *fakeClock) Advance(d time.Duration) {
 
 // clientFrom is an HTTP client whose connections come from ip: on Linux
 // every 127.x.y.z address reaches a listener on 127.0.0.1. It does not
-// follow redirects.
-func clientFrom(ip string) *http.Client {
+// follow redirects, and closes its connections when the test ends (before
+// the bridge stops, if made after it: a connection dialed for a request
+// that then went out on another would hold the bridge's shutdown 5 s).
+func clientFrom(t *testing.T, ip string) *http.Client {
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 10 * time.Second}
+	tr := &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 64}
+	t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{
-		Transport:     &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 64},
+		Transport:     tr,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		Timeout:       30 * time.Second,
 	}
@@ -108,7 +112,7 @@ func TestLoginThrottling(t *testing.T) {
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 	base := "http://" + ln.Addr().String()
-	consoleGuesser, adminGuesser, operator := clientFrom("127.0.0.1"), clientFrom("127.0.0.3"), clientFrom("127.0.0.2")
+	consoleGuesser, adminGuesser, operator := clientFrom(t, "127.0.0.1"), clientFrom(t, "127.0.0.3"), clientFrom(t, "127.0.0.2")
 
 	// 64 guesses at once on each surface, each from one address.
 	guess := func(i int) string { return fmt.Sprintf("Guess-%02d-q7", i) }
