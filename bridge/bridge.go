@@ -19,6 +19,7 @@ import (
 	"github.com/ctibridge/ctibridge/callerid"
 	"github.com/ctibridge/ctibridge/config"
 	"github.com/ctibridge/ctibridge/lifecycle"
+	"github.com/ctibridge/ctibridge/loginlimit"
 	"github.com/ctibridge/ctibridge/servicenow"
 	"github.com/ctibridge/ctibridge/store"
 )
@@ -33,6 +34,7 @@ type Bridge struct {
 	Intake *lifecycle.Intake
 	api    *api.Server
 	ops    *ops
+	logins *logins
 	pop    lifecycle.ScreenPop
 }
 
@@ -45,6 +47,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Bridge, er
 	env := cfg.Selected()
 	b := &Bridge{cfg: cfg, log: log}
 	b.ops = newOps(b)
+	b.logins = &logins{lim: loginlimit.New(loginlimit.Options{}), log: log.With("component", "login"), m: b.ops.metrics}
 
 	db, err := store.Open(ctx, cfg.Database)
 	if err != nil {

@@ -58,5 +58,5 @@ func (b *Bridge) consoleHandler() http.Handler {
 			http.Error(w, "The console is off: set console.password or CTIBRIDGE_CONSOLE_PASSWORD.", http.StatusNotFound)
 		})
 	}
-	return console.New(consoleSource{b}, b.adminCredentialsMatch)
+	return console.New(consoleSource{b}, b.consoleLogin)
 }

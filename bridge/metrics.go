@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/ctibridge/ctibridge/loginlimit"
 	"github.com/ctibridge/ctibridge/servicenow"
 	"github.com/ctibridge/ctibridge/store"
 )
@@ -23,6 +24,8 @@ type metrics struct {
 	snRequests  *prometheus.HistogramVec
 	snRefreshes *prometheus.CounterVec
 	events      *prometheus.CounterVec
+	logins      *prometheus.CounterVec // failed console and admin logins
+	throttled   *prometheus.CounterVec // logins refused unchecked by the limiter
 
 	lastSNOK atomic.Int64 // unix ms of the last ServiceNow answer below 500
 	lastSNAt atomic.Int64 // unix ms of the last ServiceNow request
@@ -50,10 +53,22 @@ func newMetrics(b *Bridge) *metrics {
 	m.events = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ctibridge_events_total", Help: "Studio events made durable, by kind and result (accepted, duplicate).",
 	}, []string{"kind", "result"})
+	m.logins = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ctibridge_login_failures_total", Help: "Failed logins (wrong user name or password) by surface (console, admin).",
+	}, []string{"surface"})
+	m.throttled = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ctibridge_login_throttled_total", Help: "Logins refused without checking the password, by surface and the limit that refused them (address, overall).",
+	}, []string{"surface", "limit"})
 	for _, outcome := range []string{"ok", "error"} {
 		m.snRefreshes.WithLabelValues(outcome) // exported at 0 before the first token
 	}
-	m.reg.MustRegister(m.intake, m.jobs, m.snRequests, m.snRefreshes, m.events, &stateCollector{b: b})
+	for _, surface := range []string{surfaceConsole, surfaceAdmin} {
+		m.logins.WithLabelValues(surface)
+		for _, limit := range []loginlimit.Scope{loginlimit.ScopeAddress, loginlimit.ScopeOverall} {
+			m.throttled.WithLabelValues(surface, string(limit))
+		}
+	}
+	m.reg.MustRegister(m.intake, m.jobs, m.snRequests, m.snRefreshes, m.events, m.logins, m.throttled, &stateCollector{b: b})
 	return m
 }
 

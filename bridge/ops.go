@@ -100,16 +100,17 @@ func errorFilter(r *http.Request) (store.ErrorFilter, error) {
 	q := r.URL.Query()
 	f := store.ErrorFilter{OpenOnly: q.Get("open") != "false", Operation: q.Get("operation"), Severity: q.Get("severity"), MasterID: q.Get("contact")}
 	if v := q.Get("status"); v != "" {
+		// 0 would mean any status: refused, so that a retry cannot widen.
 		n, err := strconv.Atoi(v)
-		if err != nil {
-			return f, errors.New("status must be a number")
+		if err != nil || n < 100 || n > 599 {
+			return f, errors.New("status must be an HTTP status from 100 to 599, like 403")
 		}
 		f.Status = n
 	}
 	if v := q.Get("since"); v != "" {
 		d, err := time.ParseDuration(v)
-		if err != nil {
-			return f, errors.New("since must be a duration like 1h")
+		if err != nil || d <= 0 {
+			return f, errors.New("since must be a positive duration like 1h")
 		}
 		f.Since = time.Now().Add(-d)
 	}

@@ -8,6 +8,7 @@
 package console
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -15,8 +16,10 @@ import (
 	"encoding/hex"
 	"html/template"
 	"io/fs"
+	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -61,15 +64,19 @@ type Budget struct {
 	BackoffUntil  time.Time
 }
 
+// LoginFunc checks the credentials of a login request. When the client may
+// not try now (too many failures) it returns wait > 0 without checking them.
+type LoginFunc func(r *http.Request, user, pass string) (ok bool, wait time.Duration)
+
 // Console serves the pages under /console/.
 type Console struct {
-	src      Source
-	check    func(user, pass string) bool
-	tmpl     map[string]*template.Template
-	mux      *http.ServeMux
-	mu       sync.Mutex
-	sessions map[string]session
-	now      func() time.Time
+	src        Source
+	checkLogin LoginFunc
+	tmpl       map[string]*template.Template
+	mux        *http.ServeMux
+	mu         sync.Mutex
+	sessions   map[string]session
+	now        func() time.Time
 }
 
 type session struct {
@@ -83,9 +90,9 @@ const (
 	sessionTTL = 8 * time.Hour
 )
 
-// New builds the console. check validates login credentials.
-func New(src Source, check func(user, pass string) bool) *Console {
-	c := &Console{src: src, check: check, sessions: map[string]session{}, now: time.Now, mux: http.NewServeMux()}
+// New builds the console. login validates (and throttles) logins.
+func New(src Source, login LoginFunc) *Console {
+	c := &Console{src: src, checkLogin: login, sessions: map[string]session{}, now: time.Now, mux: http.NewServeMux()}
 	c.tmpl = parseTemplates()
 	assets, _ := fs.Sub(assetFS, "assets")
 	c.mux.Handle("GET /console/assets/", http.StripPrefix("/console/assets/", http.FileServerFS(assets)))
@@ -179,8 +186,14 @@ func safeNext(next string) string {
 func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	user, pass := r.PostFormValue("username"), r.PostFormValue("password")
 	next := safeNext(r.PostFormValue("next"))
-	if !c.check(user, pass) {
-		time.Sleep(300 * time.Millisecond) // slow down guessing
+	ok, wait := c.checkLogin(r, user, pass)
+	if wait > 0 {
+		secs := max(1, int(math.Ceil(wait.Seconds())))
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		c.renderStatus(w, r, http.StatusTooManyRequests, "login", map[string]any{"Next": next, "RetryAfter": secs})
+		return
+	}
+	if !ok {
 		http.Redirect(w, r, "/console/login?failed=1&next="+template.URLQueryEscaper(next), http.StatusSeeOther)
 		return
 	}
@@ -212,16 +225,24 @@ func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) render(w http.ResponseWriter, r *http.Request, page string, data map[string]any) {
+	c.renderStatus(w, r, http.StatusOK, page, data)
+}
+
+func (c *Console) renderStatus(w http.ResponseWriter, r *http.Request, status int, page string, data map[string]any) {
 	if s, ok := r.Context().Value(ctxSession{}).(session); ok {
 		data["CSRF"] = s.csrf
 		data["User"] = s.user
 	}
 	data["Page"] = page
 	data["Now"] = c.now()
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	if err := c.tmpl[page].ExecuteTemplate(w, "layout", data); err != nil {
+	var buf bytes.Buffer
+	if err := c.tmpl[page].ExecuteTemplate(&buf, "layout", data); err != nil {
 		http.Error(w, "page failed to render", http.StatusInternalServerError)
+		return
 	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	buf.WriteTo(w)
 }
 
 func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
@@ -250,32 +271,56 @@ func (c *Console) callPage(w http.ResponseWriter, r *http.Request) {
 	c.render(w, r, "call", map[string]any{"Call": calls[0], "Entries": errs, "Src": c.src})
 }
 
-func errorFilter(r *http.Request) (store.ErrorFilter, map[string]string) {
+// filterError names the filter field whose value was refused.
+type filterError struct{ field, want string }
+
+func (e *filterError) Error() string { return e.field + ": " + e.want }
+
+// errorFilter reads the error-log filter of the errors page and of "Retry all
+// matching". A value it does not understand is an error, never ignored:
+// ignoring it would widen the filter, and the retry with it.
+func errorFilter(r *http.Request, now time.Time) (store.ErrorFilter, map[string]string, error) {
 	q := r.URL.Query()
 	if r.Method == http.MethodPost {
 		q = r.PostForm
 	}
 	f := store.ErrorFilter{OpenOnly: q.Get("all") == "", Operation: q.Get("operation"), Severity: q.Get("severity"), Limit: 200}
-	if n, err := strconv.Atoi(q.Get("status")); err == nil {
-		f.Status = n
-	}
-	if d, err := time.ParseDuration(q.Get("since")); err == nil && d > 0 {
-		f.Since = time.Now().Add(-d)
-	}
 	form := map[string]string{"operation": q.Get("operation"), "status": q.Get("status"), "since": q.Get("since"),
 		"severity": q.Get("severity"), "all": q.Get("all")}
-	return f, form
+	if v := strings.TrimSpace(q.Get("status")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 100 || n > 599 {
+			return f, form, &filterError{"HTTP status", "want a status code from 100 to 599, like 403"}
+		}
+		f.Status = n
+	}
+	if v := strings.TrimSpace(q.Get("since")); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return f, form, &filterError{"Seen within", "want a duration like 90m or 2h"}
+		}
+		f.Since = now.Add(-d)
+	}
+	return f, form, nil
 }
 
 func (c *Console) errorsPage(w http.ResponseWriter, r *http.Request) {
-	f, form := errorFilter(r)
+	data := map[string]any{"Retried": r.URL.Query().Get("retried"),
+		"Operations": []string{"identify caller", "map agent", "create interaction", "update interaction", "link related records"}}
+	f, form, err := errorFilter(r, c.now())
+	data["Filter"] = form
+	if err != nil {
+		data["FilterError"] = err.Error()
+		c.renderStatus(w, r, http.StatusBadRequest, "errors", data)
+		return
+	}
 	entries, err := c.src.Errors(r.Context(), f)
 	if err != nil {
 		http.Error(w, "error log unavailable", http.StatusInternalServerError)
 		return
 	}
-	c.render(w, r, "errors", map[string]any{"Entries": entries, "Filter": form, "Retried": r.URL.Query().Get("retried"),
-		"Operations": []string{"identify caller", "map agent", "create interaction", "update interaction", "link related records"}})
+	data["Entries"] = entries
+	c.render(w, r, "errors", data)
 }
 
 func (c *Console) retryOne(w http.ResponseWriter, r *http.Request) {
@@ -293,7 +338,11 @@ func (c *Console) retryOne(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) retryAll(w http.ResponseWriter, r *http.Request) {
-	f, _ := errorFilter(r)
+	f, _, err := errorFilter(r, c.now())
+	if err != nil {
+		http.Error(w, "Nothing retried: "+err.Error()+".", http.StatusBadRequest)
+		return
+	}
 	n, err := c.src.RetryMatching(r.Context(), f)
 	if err != nil {
 		http.Error(w, "retry failed", http.StatusInternalServerError)

@@ -45,12 +45,14 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, "Invalid faults", err.Error())
 			return
 		}
-		f := s.Faults()
+		// Check everything first, then change the faults in one step: a
+		// concurrent PUT or a scripted failure used meanwhile is not lost.
+		var latency, jitter time.Duration
 		for _, d := range []struct {
 			in  *string
 			out *time.Duration
 			key string
-		}{{in.Latency, &f.Latency, "latency"}, {in.Jitter, &f.Jitter, "jitter"}} {
+		}{{in.Latency, &latency, "latency"}, {in.Jitter, &jitter, "jitter"}} {
 			if d.in != nil {
 				v, err := time.ParseDuration(*d.in)
 				if err != nil || v < 0 {
@@ -62,27 +64,36 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 		}
 		for _, p := range []struct {
 			in  *float64
-			out *float64
 			key string
-		}{{in.ErrorRate, &f.ErrorRate, "errorRate"}, {in.DropReplyRate, &f.DropReplyRate, "dropReplyRate"}} {
-			if p.in != nil {
-				if *p.in < 0 || *p.in > 1 {
-					writeError(w, http.StatusBadRequest, "Invalid faults", p.key+": want a fraction from 0 to 1")
-					return
-				}
-				*p.out = *p.in
+		}{{in.ErrorRate, "errorRate"}, {in.DropReplyRate, "dropReplyRate"}} {
+			if p.in != nil && (*p.in < 0 || *p.in > 1) {
+				writeError(w, http.StatusBadRequest, "Invalid faults", p.key+": want a fraction from 0 to 1")
+				return
 			}
 		}
-		if in.RateLimitPerHour != nil {
-			f.RateLimitPerHour = *in.RateLimitPerHour
-		}
-		if in.Down != nil {
-			f.Down = *in.Down
-		}
-		if in.FailNext != nil {
-			f.FailNext = in.FailNext
-		}
-		s.SetFaults(f)
+		s.updateFaults(func(f *Faults) {
+			if in.Latency != nil {
+				f.Latency = latency
+			}
+			if in.Jitter != nil {
+				f.Jitter = jitter
+			}
+			if in.ErrorRate != nil {
+				f.ErrorRate = *in.ErrorRate
+			}
+			if in.DropReplyRate != nil {
+				f.DropReplyRate = *in.DropReplyRate
+			}
+			if in.RateLimitPerHour != nil {
+				f.RateLimitPerHour = *in.RateLimitPerHour
+			}
+			if in.Down != nil {
+				f.Down = *in.Down
+			}
+			if in.FailNext != nil {
+				f.FailNext = in.FailNext
+			}
+		})
 		w.WriteHeader(http.StatusNoContent)
 	case r.URL.Path == "/sim/stats" && r.Method == http.MethodGet:
 		writeJSON(w, s.Stats())

@@ -350,11 +350,42 @@ func (s *Server) visible(user, tableName string, row map[string]string) bool {
 	return false
 }
 
-// SetFaults replaces the injected faults.
-func (s *Server) SetFaults(f Faults) { s.mu.Lock(); s.faults = f; s.mu.Unlock() }
+// SetFaults replaces the injected faults. The simulator keeps its own copy
+// of f.FailNext: requests count it down, the caller's value stays as it was.
+func (s *Server) SetFaults(f Faults) {
+	f.FailNext = f.FailNext.clone()
+	s.mu.Lock()
+	s.faults = f
+	s.mu.Unlock()
+}
 
-// Faults returns the injected faults.
-func (s *Server) Faults() Faults { s.mu.RLock(); defer s.mu.RUnlock(); return s.faults }
+// Faults returns a copy of the injected faults, FailNext included, so it
+// can be read (or encoded) while requests consume scripted failures.
+func (s *Server) Faults() Faults {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	f := s.faults
+	f.FailNext = f.FailNext.clone()
+	return f
+}
+
+// updateFaults changes the faults in place under the lock, so concurrent
+// changes and scripted failures consumed meanwhile are not lost. change must
+// not keep the pointer it is given.
+func (s *Server) updateFaults(change func(*Faults)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	change(&s.faults)
+	s.faults.FailNext = s.faults.FailNext.clone()
+}
+
+func (fn *FailNext) clone() *FailNext {
+	if fn == nil {
+		return nil
+	}
+	cp := *fn
+	return &cp
+}
 
 // Stats returns request counts.
 func (s *Server) Stats() Stats {
