@@ -74,7 +74,8 @@ type Rule struct {
 // DataPolicy refuses a create or write on Table that leaves one of the
 // Mandatory fields empty while the record matches the encoded query When
 // ("" = always): 403 "Operation Failed", "Data Policy Exception: The
-// following fields are mandatory: ...".
+// following fields are mandatory: Assigned to" (fields by their default
+// labels).
 type DataPolicy struct {
 	Name      string   `json:"name" yaml:"name"`
 	Table     string   `json:"table" yaml:"table"`

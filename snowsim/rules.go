@@ -100,7 +100,7 @@ func (s *Server) adjustWrite(user, tableName string, old, vals map[string]string
 			var missing []string
 			for _, field := range p.Mandatory {
 				if rec[field] == "" {
-					missing = append(missing, field)
+					missing = append(missing, label(field))
 				}
 			}
 			if len(missing) > 0 {
@@ -161,7 +161,11 @@ func (s *Server) mayRead(user, tableName string) bool {
 // refuse answers a create, write or delete the user's roles do not allow,
 // worded as a hardened instance does with Hardening.ACLErrorText.
 func (s *Server) refuse(w http.ResponseWriter, tableName, op string) {
-	if s.hard.ACLErrorText && op != "read" {
+	if s.hard.ACLErrorText && op == "read" {
+		writeError(w, http.StatusForbidden, "User Not Authorized", "User is unauthorized to access table: "+tableName)
+		return
+	}
+	if s.hard.ACLErrorText {
 		word := map[string]string{"create": "Insert", "write": "Update", "delete": "Delete"}[op]
 		writeError(w, http.StatusForbidden, "Operation Failed", "ACL Exception "+word+" Failed due to security constraints")
 		return
@@ -237,4 +241,14 @@ func (s *Server) noteWrapUp(row map[string]string) {
 		return
 	}
 	delete(s.wrapUps, row["sys_id"])
+}
+
+// label is a field's default label as the dictionary makes it from the
+// name: "assigned_to" → "Assigned to".
+func label(field string) string {
+	l := strings.ReplaceAll(strings.TrimPrefix(field, "u_"), "_", " ")
+	if l == "" {
+		return field
+	}
+	return strings.ToUpper(l[:1]) + l[1:]
 }

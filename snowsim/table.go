@@ -306,7 +306,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, user, tableName st
 	}
 	defer s.mu.RUnlock()
 	if !s.mayRead(user, tableName) {
-		notAuthorized(w, tableName, "read")
+		s.refuse(w, tableName, "read")
 		return
 	}
 	var matched []map[string]string
@@ -403,7 +403,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, user, tableName, sy
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if !s.mayRead(user, tableName) {
-		notAuthorized(w, tableName, "read")
+		s.refuse(w, tableName, "read")
 		return
 	}
 	row := s.row(tableName, sysID)
