@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -547,5 +549,60 @@ func TestDatasetHardeningKeys(t *testing.T) {
 	o.Data = d
 	if r := start(t, o).do("POST", "/api/now/table/interaction", cti, map[string]any{"caller_phone_number": "Anonymous"}); r.status != 201 {
 		t.Errorf("explicit options: %d", r.status)
+	}
+}
+
+// TestDatasetFileDeclarations: a --data file declares hardening, choice
+// lists, field ACLs, rules, data policies, hidden rows and rows of the
+// sys_user hierarchy; mistakes are refused with the key named.
+func TestDatasetFileDeclarations(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "d.yaml")
+	os.WriteFile(path, []byte(`
+hardening: {tableHierarchy: true, choiceLists: true, dataPolicies: true}
+choices:
+  interaction.type: {values: [phone, chat], default: phone}
+dataPolicies:
+  - {name: needs a description, table: interaction, when: "state=closed_complete", mandatory: [short_description]}
+tables:
+  customer_contact:
+    - {sys_id: 00000000000000000000000000000c01, name: File Contact, phone: "555-0142"}
+  csm_consumer_user:
+    - {sys_id: 00000000000000000000000000000c02, name: File Consumer, phone: "555-0143"}
+`), 0o600)
+	d, err := snowsim.LoadDataset(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := start(t, snowsim.Options{Data: d})
+	users := s.do("GET", "/api/now/table/sys_user?sysparm_query=phoneSTARTSWITH555-014^ORDERBYsys_id&sysparm_fields=sys_id,sys_class_name", admin, nil).results()
+	want := []map[string]any{{"sys_id": "00000000000000000000000000000c01", "sys_class_name": "customer_contact"},
+		{"sys_id": "00000000000000000000000000000c02", "sys_class_name": "csm_consumer_user"}}
+	if !reflect.DeepEqual(users, want) {
+		t.Errorf("sys_user rows from the file: %v, want %v", users, want)
+	}
+	r := s.do("POST", "/api/now/table/interaction", cti, map[string]any{"type": "walk-up"})
+	if r.result()["type"] != "phone" {
+		t.Errorf("file's choice list: type %v, want its default phone", r.result()["type"])
+	}
+	expectError(t, s.do("PATCH", "/api/now/table/interaction/"+r.result()["sys_id"].(string), cti, map[string]any{"state": "closed_complete"}), 403, "Operation Failed")
+
+	for content, want := range map[string]string{
+		`{"hardening":{"e165":true}}`:                                                    `hardening: unknown key "e165"`,
+		`{"choices":{"interaction":{"values":["a"],"default":"a"}}}`:                     "must be table.field",
+		`{"choices":{"interaction.nope":{"values":["a"],"default":"a"}}}`:                `table interaction has no field "nope"`,
+		`{"choices":{"interaction.state":{"values":["a"],"default":"b"}}}`:               `choices.interaction.state: the default "b"`,
+		`{"fieldACLs":[{"table":"interaction","field":"assigned_to","write":["nope"]}]}`: `fieldACLs[0]: unknown role "nope"`,
+		`{"rules":[{"table":"interaction","when":"state=new","set":{}}]}`:                "rules[0]: set names no field",
+		`{"rules":[{"table":"incident","when":"^^^bad","set":{"state":"1"}}]}`:           "rules[0]: when:",
+		`{"dataPolicies":[{"table":"nope","mandatory":["x"]}]}`:                          `dataPolicies[0].mandatory: unknown table "nope"`,
+		`{"hiddenRows":{"nope":["incident"]}}`:                                           `hiddenRows: unknown role "nope"`,
+		`{"hiddenRows":{"agent":["nope"]}}`:                                              `hiddenRows.agent: unknown table "nope"`,
+	} {
+		bad := filepath.Join(dir, "bad.json")
+		os.WriteFile(bad, []byte(content), 0o600)
+		if _, err := snowsim.LoadDataset(bad); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err = %v, want %q", content, err, want)
+		}
 	}
 }
