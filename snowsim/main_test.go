@@ -78,8 +78,8 @@ func TestMainHardenedFlags(t *testing.T) {
 	if !strings.Contains(banner, "hardened:") || strings.Contains(banner, "sessions") || !strings.Contains(banner, "e164") {
 		t.Errorf("banner %q", banner)
 	}
-	post := func(base string) *http.Response {
-		req, _ := http.NewRequest("POST", base+"/api/now/table/interaction", strings.NewReader(`{"caller_phone_number":"Anonymous"}`))
+	post := func(base string, number string) *http.Response {
+		req, _ := http.NewRequest("POST", base+"/api/now/table/interaction", strings.NewReader(`{"caller_phone_number":"`+number+`"}`))
 		req.SetBasicAuth("cti_integration", "cti_integration")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -88,16 +88,23 @@ func TestMainHardenedFlags(t *testing.T) {
 		resp.Body.Close()
 		return resp
 	}
-	if r := post(base); r.StatusCode != 400 || len(r.Cookies()) != 0 {
+	if r := post(base, "Anonymous"); r.StatusCode != 400 || len(r.Cookies()) != 0 {
 		t.Errorf("--hardened --sessions=false: %d, cookies %v; want E.164 refused and no session", r.StatusCode, r.Cookies())
 	}
 	base, banner = serve(t)
-	if r := post(base); r.StatusCode != 201 || !strings.Contains(banner, "lenient") {
-		t.Errorf("default: %d, banner %q", r.StatusCode, banner)
+	want := 201
+	if snowsim.DefaultHardening().E164 {
+		want = 400
 	}
-	base, _ = serve(t, "--sessions")
-	if r := post(base); r.StatusCode != 201 || len(r.Cookies()) == 0 {
-		t.Errorf("--sessions alone: %d, cookies %v", r.StatusCode, r.Cookies())
+	if r := post(base, "Anonymous"); r.StatusCode != want {
+		t.Errorf("default: %d, want %d; banner %q", r.StatusCode, want, banner)
+	}
+	if snowsim.DefaultHardening() == (snowsim.Hardening{}) && !strings.Contains(banner, "lenient") {
+		t.Errorf("default banner %q, want it to say lenient", banner)
+	}
+	base, _ = serve(t, "--e164=false", "--sessions")
+	if r := post(base, "Anonymous"); r.StatusCode != 201 || len(r.Cookies()) == 0 {
+		t.Errorf("--e164=false --sessions: %d, cookies %v", r.StatusCode, r.Cookies())
 	}
 }
 
