@@ -27,7 +27,8 @@
 //     video; default chat) and direction (inbound, outbound; default inbound),
 //     and any list a dataset declares under "choices": a value not on the list
 //     is stored as the default, the write answers 2xx and the reply shows the
-//     stored value. Inserts without the field get the default.
+//     stored value. An insert without the field (or with "") gets the
+//     default; an update may empty it.
 //   - FieldRules (--field-rules): the dataset's "fieldACLs" (a field only
 //     some roles may write; anyone else's value is left out, still 2xx) and
 //     "rules" (business rules: when the record matches an encoded query, set

@@ -155,7 +155,7 @@ func TestChoiceLists(t *testing.T) {
 			got["state"], got["direction"], got["type"], got["active"], got["closed_at"])
 	}
 	id := got["sys_id"].(string)
-	for _, tc := range []struct{ sent, stored string }{{"work_in_progress", "work_in_progress"}, {"wip", "new"}, {"wrap_up", "new"}, {"closed_complete", "closed_complete"}} {
+	for _, tc := range []struct{ sent, stored string }{{"work_in_progress", "work_in_progress"}, {"wip", "new"}, {"wrap_up", "new"}, {"", ""}, {"closed_complete", "closed_complete"}} {
 		p := s.do("PATCH", "/api/now/table/interaction/"+id, cti, map[string]any{"state": tc.sent})
 		if p.status != 200 || p.result()["state"] != tc.stored {
 			t.Errorf("state %q: %d, stored %v, want %q", tc.sent, p.status, p.result()["state"], tc.stored)

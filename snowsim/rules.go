@@ -43,9 +43,10 @@ func (s *Server) adjustWrite(user, tableName string, old, vals map[string]string
 				continue
 			}
 			v, sent := vals[field]
-			if old == nil && !sent {
+			switch {
+			case old == nil && v == "":
 				vals[field] = fd.choices.dflt // the dictionary default on insert
-			} else if sent && !fd.choices.has(v) {
+			case sent && v != "" && !fd.choices.has(v):
 				vals[field] = fd.choices.dflt
 			}
 		}
