@@ -6,9 +6,11 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/ctibridge/ctibridge/encquery"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -20,6 +22,65 @@ type Dataset struct {
 	Roles        map[string]Role                `json:"roles" yaml:"roles"`
 	OAuthClients []OAuthClient                  `json:"oauthClients" yaml:"oauthClients"`
 	Tables       map[string][]map[string]string `json:"tables" yaml:"tables"`
+
+	// Hardening switches behaviours on or off by key (genericDuplicate,
+	// choiceLists...), over DefaultHardening(), when Options.Hardening is
+	// nil.
+	Hardening map[string]bool `json:"hardening,omitempty" yaml:"hardening,omitempty"`
+	// Choices declares choice lists, keyed "table.field" (with
+	// Hardening.ChoiceLists); they replace the built-in ones of the same
+	// field.
+	Choices map[string]Choice `json:"choices,omitempty" yaml:"choices,omitempty"`
+	// FieldACLs are field-level write ACLs (with Hardening.FieldRules).
+	FieldACLs []FieldACL `json:"fieldACLs,omitempty" yaml:"fieldACLs,omitempty"`
+	// Rules are business rules that set fields on write (with
+	// Hardening.FieldRules).
+	Rules []Rule `json:"rules,omitempty" yaml:"rules,omitempty"`
+	// DataPolicies make fields mandatory when a record matches a condition
+	// (with Hardening.DataPolicies).
+	DataPolicies []DataPolicy `json:"dataPolicies,omitempty" yaml:"dataPolicies,omitempty"`
+	// HiddenRows lists, per role, tables the role may query without seeing
+	// any row (with Hardening.HiddenRows): 200, X-Total-Count counting the
+	// matches, an empty result, and 404 for a record read by sys_id.
+	HiddenRows map[string][]string `json:"hiddenRows,omitempty" yaml:"hiddenRows,omitempty"`
+}
+
+// Choice is a choice list: the values a field accepts and the default that
+// replaces any other value.
+type Choice struct {
+	Values  []string `json:"values" yaml:"values"`
+	Default string   `json:"default" yaml:"default"`
+}
+
+// FieldACL lets only users holding one of the Write roles (or admin) write
+// Table.Field; anyone else's value for it is silently left out of the write,
+// which still succeeds, and the reply shows the stored value.
+type FieldACL struct {
+	Table string   `json:"table" yaml:"table"`
+	Field string   `json:"field" yaml:"field"`
+	Write []string `json:"write" yaml:"write"`
+}
+
+// Rule is a business rule running before a create or write on Table: when
+// the record as it would be stored matches the encoded query When ("" =
+// always), the fields in Set take those values.
+type Rule struct {
+	Name  string            `json:"name" yaml:"name"`
+	Table string            `json:"table" yaml:"table"`
+	When  string            `json:"when" yaml:"when"`
+	Set   map[string]string `json:"set" yaml:"set"`
+}
+
+// DataPolicy refuses a create or write on Table that leaves one of the
+// Mandatory fields empty while the record matches the encoded query When
+// ("" = always): 403 "Operation Failed", "Data Policy Exception: The
+// following fields are mandatory: Assigned to" (fields by their default
+// labels).
+type DataPolicy struct {
+	Name      string   `json:"name" yaml:"name"`
+	Table     string   `json:"table" yaml:"table"`
+	When      string   `json:"when" yaml:"when"`
+	Mandatory []string `json:"mandatory" yaml:"mandatory"`
 }
 
 // User is an account that can authenticate (basic or OAuth password grant).
@@ -99,19 +160,27 @@ func LoadDataset(path string) (*Dataset, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dataset %s: %w", path, err)
 	}
+	if err := d.check(); err != nil {
+		return nil, fmt.Errorf("dataset %s: %w", path, err)
+	}
+	return d, nil
+}
+
+// check reports the first thing wrong in a dataset, naming it.
+func (d *Dataset) check() error {
 	for t := range d.Tables {
-		if schema[t] == nil {
-			return nil, fmt.Errorf("dataset %s: unknown table %q", path, t)
+		if !datasetTable(t) {
+			return fmt.Errorf("unknown table %q", t)
 		}
 	}
 	roles := d.roles()
 	for i, u := range d.Users {
 		if u.UserName == "" {
-			return nil, fmt.Errorf("dataset %s: users[%d] has no user_name", path, i)
+			return fmt.Errorf("users[%d] has no user_name", i)
 		}
 		for _, r := range u.Roles {
 			if _, ok := roles[r]; !ok {
-				return nil, fmt.Errorf("dataset %s: user %s has unknown role %q (define it under roles)", path, u.UserName, r)
+				return fmt.Errorf("user %s has unknown role %q (define it under roles)", u.UserName, r)
 			}
 		}
 	}
@@ -120,20 +189,102 @@ func LoadDataset(path string) (*Dataset, error) {
 			if strings.HasSuffix(table, ":rows") {
 				continue
 			}
-			if table != "*" && schema[table] == nil {
-				return nil, fmt.Errorf("dataset %s: role %s names unknown table %q", path, name, table)
+			if table != "*" && !datasetTable(table) {
+				return fmt.Errorf("role %s names unknown table %q", name, table)
 			}
 			if strings.Trim(ops, "rcwd") != "" {
-				return nil, fmt.Errorf("dataset %s: role %s on %s: rights are letters from rcwd, got %q", path, name, table, ops)
+				return fmt.Errorf("role %s on %s: rights are letters from rcwd, got %q", name, table, ops)
 			}
 		}
 	}
 	for _, c := range d.OAuthClients {
 		if c.ID == "" || c.Secret == "" {
-			return nil, fmt.Errorf("dataset %s: an OAuth client needs an id and a secret", path)
+			return fmt.Errorf("an OAuth client needs an id and a secret")
 		}
 	}
-	return d, nil
+	var h Hardening
+	if err := h.apply(d.Hardening); err != nil {
+		return err
+	}
+	full := schemaFor(AllHardened(), &Dataset{})
+	field := func(where, table, name string) error {
+		def := full[table]
+		if def == nil {
+			return fmt.Errorf("%s: unknown table %q", where, table)
+		}
+		if _, ok := def.fields[name]; !ok {
+			return fmt.Errorf("%s: table %s has no field %q", where, table, name)
+		}
+		return nil
+	}
+	query := func(where, q string) error {
+		if _, err := encquery.Parse(q); q != "" && err != nil {
+			return fmt.Errorf("%s: when: %w", where, err)
+		}
+		return nil
+	}
+	for key, c := range d.Choices {
+		table, name, ok := strings.Cut(key, ".")
+		if !ok {
+			return fmt.Errorf("choices: key %q must be table.field", key)
+		}
+		if err := field("choices."+key, table, name); err != nil {
+			return err
+		}
+		if len(c.Values) == 0 || !slices.Contains(c.Values, c.Default) {
+			return fmt.Errorf("choices.%s: the default %q must be one of the values %q", key, c.Default, c.Values)
+		}
+	}
+	for i, a := range d.FieldACLs {
+		where := fmt.Sprintf("fieldACLs[%d]", i)
+		if err := field(where, a.Table, a.Field); err != nil {
+			return err
+		}
+		for _, r := range a.Write {
+			if _, ok := roles[r]; !ok {
+				return fmt.Errorf("%s: unknown role %q", where, r)
+			}
+		}
+	}
+	for i, r := range d.Rules {
+		where := fmt.Sprintf("rules[%d]", i)
+		if len(r.Set) == 0 {
+			return fmt.Errorf("%s: set names no field", where)
+		}
+		for k := range r.Set {
+			if err := field(where+".set", r.Table, k); err != nil {
+				return err
+			}
+		}
+		if err := query(where, r.When); err != nil {
+			return err
+		}
+	}
+	for i, p := range d.DataPolicies {
+		where := fmt.Sprintf("dataPolicies[%d]", i)
+		if len(p.Mandatory) == 0 {
+			return fmt.Errorf("%s: mandatory names no field", where)
+		}
+		for _, k := range p.Mandatory {
+			if err := field(where+".mandatory", p.Table, k); err != nil {
+				return err
+			}
+		}
+		if err := query(where, p.When); err != nil {
+			return err
+		}
+	}
+	for role, tables := range d.HiddenRows {
+		if _, ok := roles[role]; !ok {
+			return fmt.Errorf("hiddenRows: unknown role %q", role)
+		}
+		for _, t := range tables {
+			if !datasetTable(t) {
+				return fmt.Errorf("hiddenRows.%s: unknown table %q", role, t)
+			}
+		}
+	}
+	return nil
 }
 
 // base is the fixed clock of generated data, so datasets are reproducible.
@@ -179,8 +330,18 @@ var intlNumbers = []string{
 //   - Oliver Brit, sys_user, phone "+44 20 7946 0958"
 //   - Carla Contact, customer_contact of Acme Corp, mobile "801.555.0123", with an open case
 //   - Connor Consumer, csm_consumer, business_phone "+1 (801) 555-0177"
+//   - Paula Portal, csm_consumer_user (a plain sys_user without
+//     Hardening.TableHierarchy), mobile_phone "(801) 555-0166"
+//
+// It also declares what a hardened instance adds, applied only with the
+// matching Hardening switches: a data policy (an interaction closed
+// complete needs assigned_to) and a field ACL (only itil, cti_integration
+// and admin may set interaction.assigned_to).
 func DefaultDataset() *Dataset {
 	d := GenerateDataset(300, 1)
+	d.DataPolicies = []DataPolicy{{Name: "Closed interactions have an agent", Table: "interaction", When: "state=closed_complete",
+		Mandatory: []string{"assigned_to"}}}
+	d.FieldACLs = []FieldACL{{Table: "interaction", Field: "assigned_to", Write: []string{"itil", "cti_integration"}}}
 	return d
 }
 
@@ -228,6 +389,9 @@ func GenerateDataset(n int, seed uint64) *Dataset {
 	carla["account"] = acme["sys_id"]
 	connor := add("csm_consumer", person("csm_consumer", 9001, "Connor", "Consumer"))
 	connor["business_phone"] = "+1 (801) 555-0177"
+	paula := add("csm_consumer_user", person("csm_consumer_user", 9001, "Paula", "Portal"))
+	paula["mobile_phone"] = "(801) 555-0166"
+	paula["user_name"] = "paula.portal"
 
 	// Open and closed work for the fixed callers.
 	inc := 0

@@ -25,6 +25,12 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&o.TokenTTL, "token-ttl", 1800*time.Second, "OAuth access-token lifetime")
 	fs.BoolVar(&o.IgnoreClientSysID, "ignore-sys-id", false, "ignore client-chosen sys_ids on create, as some instances do")
 	fs.BoolVar(&o.InvalidQueryReturnsNoRows, "invalid-query-no-rows", false, "a query on an unknown field returns no rows (glide.invalid_query.returns_no_rows)")
+	fs.DurationVar(&o.WrapUpDuration, "wrap-up-duration", time.Minute, "how long an interaction stays in wrap_up (with --wrap-up)")
+	hardened := fs.Bool("hardened", false, "behave like a hardened production instance: every switch below on")
+	var flagged Hardening // the values of the per-behaviour flags
+	for _, sw := range flagged.switches() {
+		fs.BoolVar(sw.on, sw.flag, false, sw.usage)
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -34,6 +40,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.Faults.Latency < 0 || o.Faults.Jitter < 0 || o.Faults.RateLimitPerHour < 0 {
 		return errors.New("snowsim: --latency, --jitter and --rate-limit must not be negative")
 	}
+	if o.WrapUpDuration <= 0 {
+		return errors.New("snowsim: --wrap-up-duration must be positive")
+	}
 	if *data != "" {
 		d, err := LoadDataset(*data)
 		if err != nil {
@@ -41,13 +50,35 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		o.Data = d
 	}
+	// Precedence: the default, then the dataset's hardening keys, then
+	// --hardened, then each behaviour's own flag when given.
+	h := DefaultHardening()
+	if o.Data != nil {
+		h.apply(o.Data.Hardening) // LoadDataset has checked the keys
+	}
+	if *hardened {
+		h = AllHardened()
+	}
+	byFlag := map[string]bool{}
+	for _, sw := range flagged.switches() {
+		byFlag[sw.flag] = *sw.on
+	}
+	chosen := h.switches()
+	fs.Visit(func(fl *flag.Flag) {
+		for _, sw := range chosen {
+			if sw.flag == fl.Name {
+				*sw.on = byFlag[fl.Name]
+			}
+		}
+	})
+	o.Hardening = &h
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("snowsim: --addr %s: %w", *addr, err)
 	}
 	o.BaseURL = "http://" + ln.Addr().String()
 	srv := &http.Server{Handler: New(o), ReadHeaderTimeout: 10 * time.Second}
-	fmt.Fprintf(stdout, "ServiceNow simulator on %s — users admin/admin, cti_integration/cti_integration; OAuth client ctibridge/ctibridge-secret\n", o.BaseURL)
+	fmt.Fprintf(stdout, "ServiceNow simulator on %s — users admin/admin, cti_integration/cti_integration; OAuth client ctibridge/ctibridge-secret; %s\n", o.BaseURL, h.summary())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

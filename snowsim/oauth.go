@@ -18,7 +18,7 @@ func (s *Server) serveOAuth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := r.ParseForm(); err != nil {
-		oauthError(w, http.StatusBadRequest, "invalid_request")
+		s.oauthError(w, http.StatusBadRequest, "invalid_request")
 		return
 	}
 	form := r.PostForm
@@ -30,7 +30,7 @@ func (s *Server) serveOAuth(w http.ResponseWriter, r *http.Request) {
 	defer s.mu.Unlock()
 	client, ok := s.clients[id]
 	if !ok || client.Secret != sec {
-		oauthError(w, http.StatusUnauthorized, "access_denied")
+		s.oauthError(w, http.StatusUnauthorized, "access_denied")
 		return
 	}
 	var user string
@@ -39,25 +39,25 @@ func (s *Server) serveOAuth(w http.ResponseWriter, r *http.Request) {
 	case "password":
 		u, p := form.Get("username"), form.Get("password")
 		if want, known := s.password[u]; !known || want != p || !s.active(u) {
-			oauthError(w, http.StatusUnauthorized, "access_denied")
+			s.oauthError(w, http.StatusUnauthorized, "access_denied")
 			return
 		}
 		user = u
 	case "refresh_token":
 		rt, ok := s.refresh[form.Get("refresh_token")]
 		if !ok || s.now().After(rt.expires) || !s.active(rt.user) {
-			oauthError(w, http.StatusUnauthorized, "access_denied")
+			s.oauthError(w, http.StatusUnauthorized, "access_denied")
 			return
 		}
 		user, withRefresh = rt.user, false
 	case "client_credentials":
-		if client.RunAs == "" || !s.active(client.RunAs) {
-			oauthError(w, http.StatusUnauthorized, "access_denied")
+		if s.hard.RefuseClientCredentials || client.RunAs == "" || !s.active(client.RunAs) {
+			s.oauthError(w, http.StatusUnauthorized, "access_denied")
 			return
 		}
 		user, withRefresh = client.RunAs, false
 	default:
-		oauthError(w, http.StatusBadRequest, "unsupported_grant_type")
+		s.oauthError(w, http.StatusBadRequest, "unsupported_grant_type")
 		return
 	}
 	access := newSysID() + newSysID()
@@ -76,8 +76,19 @@ func (s *Server) serveOAuth(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(reply)
 }
 
-func oauthError(w http.ResponseWriter, status int, code string) {
+// oauthError answers a failed token request. With Hardening.OAuthErrors it
+// gives what instances give whatever the cause: 401 server_error /
+// access_denied, so a client cannot tell a wrong secret from a disabled
+// grant.
+func (s *Server) oauthError(w http.ResponseWriter, status int, code string) {
+	if s.hard.OAuthErrors {
+		status, code = http.StatusUnauthorized, "server_error"
+	}
+	desc := code
+	if s.hard.OAuthErrors {
+		desc = "access_denied"
+	}
 	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": code})
+	json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": desc})
 }

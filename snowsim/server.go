@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	mrand "math/rand/v2"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,6 +36,16 @@ type Options struct {
 	// IgnoreClientSysID makes creates ignore a sys_id the client supplies,
 	// as a business rule (or an old release) on some instances does.
 	IgnoreClientSysID bool
+	// Hardening picks the behaviours of a hardened production instance the
+	// simulator copies; nil = DefaultHardening() with the dataset's
+	// "hardening" keys applied. Hardened() sets every one.
+	Hardening *Hardening
+	// WrapUpDuration is how long an interaction stays in wrap_up before
+	// the simulator closes it (with Hardening.WrapUp); default 60s.
+	WrapUpDuration time.Duration
+	// SessionTimeout is how long an idle session stays valid (with
+	// Hardening.Sessions); default 30 minutes, as glide.ui.session_timeout.
+	SessionTimeout time.Duration
 }
 
 // Faults are injected failures, changeable at run time (PUT /sim/faults).
@@ -58,10 +69,11 @@ type FailNext struct {
 	Drop       bool   `json:"drop"`       // commit the write, then drop the connection
 }
 
-// Stats counts Table API requests.
+// Stats counts Table API requests and the sessions they opened.
 type Stats struct {
-	Total   int64                       `json:"total"`
-	ByTable map[string]map[string]int64 `json:"byTable"`
+	Total           int64                       `json:"total"`
+	ByTable         map[string]map[string]int64 `json:"byTable"`
+	SessionsCreated int64                       `json:"sessionsCreated"`
 }
 
 // JournalEntry is one entry of a journal field (work_notes, comments).
@@ -73,23 +85,29 @@ type JournalEntry struct {
 
 // Server is the simulator; it is an http.Handler and safe for concurrent use.
 type Server struct {
-	opts Options
-	now  func() time.Time
-	log  *slog.Logger
+	opts   Options
+	now    func() time.Time
+	log    *slog.Logger
+	hard   Hardening
+	schema map[string]*tableDef
+	data   *Dataset // the declarations it was loaded with (rules, policies...)
 
-	mu       sync.RWMutex
-	tables   map[string]*table
-	roles    map[string]Role
-	password map[string]string // user_name → password
-	userIDs  map[string]string // user_name → sys_user sys_id
-	clients  map[string]OAuthClient
-	tokens   map[string]token
-	refresh  map[string]token
-	counters map[string]int
-	faults   Faults
-	stats    Stats
-	windows  map[string]*window // rate limit per user
-	rng      *mrand.Rand
+	mu           sync.RWMutex
+	tables       map[string]*table
+	roles        map[string]Role
+	password     map[string]string // user_name → password
+	userIDs      map[string]string // user_name → sys_user sys_id
+	clients      map[string]OAuthClient
+	tokens       map[string]token
+	refresh      map[string]token
+	counters     map[string]int
+	faults       Faults
+	stats        Stats
+	windows      map[string]*window // rate limit per user
+	rng          *mrand.Rand
+	sessions     map[string]session   // JSESSIONID → session (Hardening.Sessions)
+	sessionSweep time.Time            // when expired sessions were last dropped
+	wrapUps      map[string]time.Time // interaction sys_id → when its wrap-up ends
 }
 
 type table struct {
@@ -120,11 +138,24 @@ func New(opts Options) *Server {
 	if opts.RefreshTokenTTL <= 0 {
 		opts.RefreshTokenTTL = 100 * 24 * time.Hour
 	}
+	if opts.WrapUpDuration <= 0 {
+		opts.WrapUpDuration = time.Minute
+	}
+	if opts.SessionTimeout <= 0 {
+		opts.SessionTimeout = 30 * time.Minute
+	}
+	h := DefaultHardening()
+	if opts.Hardening != nil {
+		h = *opts.Hardening
+	} else {
+		h.apply(opts.Data.Hardening) // LoadDataset has checked the keys
+	}
 	s := &Server{
-		opts: opts, now: opts.Now, log: opts.Logger, tables: map[string]*table{}, roles: opts.Data.roles(),
+		opts: opts, now: opts.Now, log: opts.Logger, hard: h, schema: schemaFor(h, opts.Data), data: opts.Data,
+		tables: map[string]*table{}, roles: opts.Data.roles(),
 		password: map[string]string{}, userIDs: map[string]string{}, clients: map[string]OAuthClient{}, tokens: map[string]token{}, refresh: map[string]token{},
 		counters: map[string]int{}, faults: opts.Faults, windows: map[string]*window{}, rng: mrand.New(mrand.NewPCG(1, 2)),
-		stats: Stats{ByTable: map[string]map[string]int64{}},
+		stats: Stats{ByTable: map[string]map[string]int64{}}, sessions: map[string]session{}, wrapUps: map[string]time.Time{},
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -132,8 +163,10 @@ func New(opts Options) *Server {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	for name := range schema {
-		s.tables[name] = newTable()
+	for name, def := range s.schema {
+		if def.storage == "" || def.storage == name {
+			s.tables[name] = newTable()
+		}
 	}
 	s.clients["ctibridge"] = OAuthClient{ID: "ctibridge", Secret: "ctibridge-secret", RunAs: "cti_integration"}
 	for _, c := range opts.Data.OAuthClients {
@@ -152,9 +185,22 @@ func New(opts Options) *Server {
 			s.putUser(u)
 		}
 	}
-	for t, rows := range opts.Data.Tables {
-		for _, r := range rows {
-			s.insertRow(t, r, "system")
+	// In a stable order, so numbers and indexes come out the same each run.
+	names := make([]string, 0, len(opts.Data.Tables))
+	for t := range opts.Data.Tables {
+		names = append(names, t)
+	}
+	sort.Strings(names)
+	for _, t := range names {
+		into := t
+		if s.schema[t] == nil && t == "csm_consumer_user" {
+			into = "sys_user" // without the hierarchy a consumer user is a plain user
+		}
+		if s.schema[into] == nil {
+			continue // a table only a hardened simulator has
+		}
+		for _, r := range opts.Data.Tables[t] {
+			s.insertRow(into, r, "system")
 		}
 	}
 	return s
@@ -168,8 +214,8 @@ func newSysID() string {
 
 // insertRow stores a row (values already strings). Caller holds mu or is New.
 func (s *Server) insertRow(tableName string, in map[string]string, by string) map[string]string {
-	def := schema[tableName]
-	t := s.tables[tableName]
+	def := s.schema[tableName]
+	t := s.tab(tableName)
 	now := s.now().UTC().Format(timeFormat)
 	row := map[string]string{}
 	for k, v := range in {
@@ -186,6 +232,9 @@ func (s *Server) insertRow(tableName string, in map[string]string, by string) ma
 		}
 	}
 	row["sys_mod_count"] = "0"
+	if def.class != "" {
+		row["sys_class_name"] = def.class
+	}
 	if def.prefix != "" {
 		if row["number"] == "" {
 			s.counters[tableName]++
@@ -203,10 +252,12 @@ func (s *Server) insertRow(tableName string, in map[string]string, by string) ma
 		}
 		closeInteraction(row, now, func(r map[string]string, k, v string) { r[k] = v })
 	}
-	if tableName == "sys_user" {
-		s.userIDs[row["user_name"]] = row["sys_id"]
+	if def.storage == "sys_user" || tableName == "sys_user" {
+		if row["user_name"] != "" {
+			s.userIDs[row["user_name"]] = row["sys_id"]
+		}
 	}
-	if tableName == "sys_user" && in["user_password"] != "" {
+	if (def.storage == "sys_user" || tableName == "sys_user") && in["user_password"] != "" {
 		s.password[row["user_name"]] = in["user_password"]
 	}
 	delete(row, "user_password") // stored apart; never returned
@@ -230,7 +281,7 @@ func closeInteraction(row map[string]string, now string, set func(row map[string
 
 // journal appends journal-field writes to sys_journal_field.
 func (s *Server) journal(tableName, sysID string, in map[string]string, by string) {
-	def := schema[tableName]
+	def := s.schema[tableName]
 	for k, v := range in {
 		if fd, ok := def.fields[k]; ok && fd.kind == kJournal && v != "" {
 			s.insertRow("sys_journal_field", map[string]string{"element_id": sysID, "name": tableName, "element": k, "value": v}, by)
@@ -255,7 +306,7 @@ func (s *Server) putUser(u User) error {
 		u.SysID = deterministicID("user:"+u.UserName, 0)
 	}
 	row["sys_id"] = u.SysID
-	if users := s.tables["sys_user"]; users.rows[u.SysID] != nil {
+	if users := s.tab("sys_user"); users.rows[u.SysID] != nil {
 		old := users.rows[u.SysID]
 		for k, v := range row {
 			users.set(old, k, v)
@@ -300,18 +351,27 @@ func (s *Server) PutRole(name string, r Role) {
 	s.roles[name] = r
 }
 
-// userRoles returns the roles granted to user. Caller holds mu.
-func (s *Server) userRoles(user string) []Role {
+// userRoleNames returns the names of the roles granted to user. Caller holds mu.
+func (s *Server) userRoleNames(user string) []string {
 	sysID := s.userIDs[user]
 	roleNames := map[string]string{}
 	for _, r := range s.tables["sys_user_role"].rows {
 		roleNames[r["sys_id"]] = r["name"]
 	}
-	var out []Role
+	var out []string
 	for _, link := range s.tables["sys_user_has_role"].rows {
 		if link["user"] == sysID {
-			out = append(out, s.roles[roleNames[link["role"]]])
+			out = append(out, roleNames[link["role"]])
 		}
+	}
+	return out
+}
+
+// userRoles returns the roles granted to user. Caller holds mu.
+func (s *Server) userRoles(user string) []Role {
+	var out []Role
+	for _, name := range s.userRoleNames(user) {
+		out = append(out, s.roles[name])
 	}
 	return out
 }
@@ -334,8 +394,9 @@ func (s *Server) allowed(user, tableName string, op byte) bool {
 // visible reports whether user may see row, given the row-level read ACLs
 // of the roles that grant reading tableName. Caller holds mu.
 func (s *Server) visible(user, tableName string, row map[string]string) bool {
-	for _, role := range s.userRoles(user) {
-		if !role.grants(tableName, 'r') {
+	for _, name := range s.userRoleNames(user) {
+		role := s.roles[name]
+		if !role.grants(tableName, 'r') || s.hides(name, tableName) {
 			continue
 		}
 		cond, limited := role[tableName+":rows"]
@@ -391,7 +452,7 @@ func (fn *FailNext) clone() *FailNext {
 func (s *Server) Stats() Stats {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	out := Stats{Total: s.stats.Total, ByTable: map[string]map[string]int64{}}
+	out := Stats{Total: s.stats.Total, ByTable: map[string]map[string]int64{}, SessionsCreated: s.stats.SessionsCreated}
 	for t, m := range s.stats.ByTable {
 		out.ByTable[t] = map[string]int64{}
 		for k, v := range m {
@@ -411,15 +472,16 @@ func (s *Server) ResetStats() {
 // Records returns copies of a table's rows (references as sys_ids), in
 // insertion order.
 func (s *Server) Records(tableName string) []map[string]string {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	t := s.tables[tableName]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.endWrapUps()
+	t := s.tab(tableName)
 	if t == nil {
 		return nil
 	}
 	var out []map[string]string
 	for _, id := range t.order {
-		if r, ok := t.rows[id]; ok {
+		if r, ok := t.rows[id]; ok && s.member(tableName, r) {
 			out = append(out, copyRow(r))
 		}
 	}
@@ -428,21 +490,18 @@ func (s *Server) Records(tableName string) []map[string]string {
 
 // Record returns one row.
 func (s *Server) Record(tableName, sysID string) (map[string]string, bool) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	t := s.tables[tableName]
-	if t == nil {
-		return nil, false
-	}
-	r, ok := t.rows[sysID]
-	return copyRow(r), ok
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.endWrapUps()
+	r := s.row(tableName, sysID)
+	return copyRow(r), r != nil
 }
 
 // Journal returns a record's journal entries for a field, oldest first.
 func (s *Server) Journal(tableName, sysID, field string) []JournalEntry {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	t := s.tables["sys_journal_field"]
+	t := s.tab("sys_journal_field")
 	var out []JournalEntry
 	for _, id := range t.order {
 		r, ok := t.rows[id]
@@ -528,7 +587,7 @@ func (s *Server) user(r *http.Request) string {
 }
 
 func (s *Server) active(user string) bool {
-	r, ok := s.tables["sys_user"].rows[s.userIDs[user]]
+	r, ok := s.tab("sys_user").rows[s.userIDs[user]]
 	return ok && r["user_name"] == user && r["active"] != "false" && r["locked_out"] != "true"
 }
 

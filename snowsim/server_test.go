@@ -109,7 +109,7 @@ func expectError(t *testing.T, r resp, status int, message string) {
 }
 
 func TestTableCRUDOnEveryPrefix(t *testing.T) {
-	s := start(t, snowsim.Options{})
+	s := start(t, lenient()) // the older wording of refusals
 	for _, prefix := range []string{"/api/now/table/", "/api/now/v1/table/", "/api/now/v2/table/"} {
 		t.Run(prefix, func(t *testing.T) {
 			r := s.do("POST", prefix+"incident", admin, map[string]any{"short_description": "printer", "priority": 2, "active": true})
@@ -346,7 +346,9 @@ func TestAuthentication(t *testing.T) {
 	var mu sync.Mutex
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
-	s := start(t, snowsim.Options{Now: clock, TokenTTL: time.Minute})
+	opts := lenient() // OAuth errors and the client_credentials grant as before hardening
+	opts.Now, opts.TokenTTL = clock, time.Minute
+	s := start(t, opts)
 
 	for _, auth := range []string{"", "cti_integration:wrong", "nobody:x", "Bearer not-a-token"} {
 		r := s.do("GET", "/api/now/table/sys_user?sysparm_limit=1", auth, nil)
@@ -417,7 +419,7 @@ func TestAuthentication(t *testing.T) {
 }
 
 func TestACLs(t *testing.T) {
-	s := start(t, snowsim.Options{})
+	s := start(t, lenient()) // the older wording of refusals
 	anyID := "0123456789abcdef0123456789abcdef"
 	for _, tc := range []struct {
 		method, path string

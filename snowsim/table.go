@@ -34,16 +34,29 @@ func (s *Server) serveTable(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	user := s.user(r)
+	if s.hard.Sessions {
+		user = s.useSession(w, r, user)
+	}
 	if user == "" {
 		writeError(w, http.StatusUnauthorized, "User Not Authenticated", "Required to provide Auth information")
 		return
 	}
-	if reset, over := s.rateLimited(user, f.RateLimitPerHour); over {
+	reset, over := s.rateLimited(user, f.RateLimitPerHour)
+	if over || (f.RateLimitPerHour > 0 && s.hard.RateLimitHeaders) {
 		h := w.Header()
-		h.Set("Retry-After", strconv.Itoa(max(1, int(reset.Sub(s.now()).Seconds()+0.999))))
 		h.Set("X-RateLimit-Limit", strconv.Itoa(f.RateLimitPerHour))
 		h.Set("X-RateLimit-Reset", strconv.FormatInt(reset.Unix(), 10))
-		writeError(w, http.StatusTooManyRequests, "Rate limit exceeded", fmt.Sprintf("User %s exceeded the rate limit of %d requests per hour", user, f.RateLimitPerHour))
+		if s.hard.RateLimitHeaders {
+			h.Set("X-RateLimit-Rule", rateLimitRuleID)
+		}
+	}
+	if over {
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(reset.Sub(s.now()).Seconds()+0.999))))
+		detail := fmt.Sprintf("User %s exceeded the rate limit of %d requests per hour", user, f.RateLimitPerHour)
+		if s.hard.RateLimitHeaders {
+			detail = fmt.Sprintf("Rate limit of %d requests per hour for Table API exceeded", f.RateLimitPerHour)
+		}
+		writeError(w, http.StatusTooManyRequests, "Rate limit exceeded", detail)
 		return
 	}
 	var drop bool
@@ -66,9 +79,14 @@ func (s *Server) serveTable(w http.ResponseWriter, r *http.Request) {
 		writeError(w, status, http.StatusText(status), "injected failure")
 		return
 	}
-	if schema[tableName] == nil {
+	if s.schema[tableName] == nil {
 		writeError(w, http.StatusBadRequest, "Invalid table "+tableName, "")
 		return
+	}
+	if s.hard.WrapUp {
+		s.mu.Lock()
+		s.endWrapUps()
+		s.mu.Unlock()
 	}
 	isWrite := r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch || r.Method == http.MethodDelete
 	if isWrite && !drop && s.chance(f.DropReplyRate) {
@@ -161,7 +179,7 @@ func (s *Server) renderOptions(r *http.Request) (renderOpts, error) {
 
 // render turns a stored row into the Table API's JSON object. Caller holds mu.
 func (s *Server) render(tableName string, row map[string]string, o renderOpts) map[string]any {
-	def := schema[tableName]
+	def := s.schema[tableName]
 	out := map[string]any{}
 	names := o.fields
 	if len(names) == 0 {
@@ -177,7 +195,7 @@ func (s *Server) render(tableName string, row map[string]string, o renderOpts) m
 			if !known || fd.kind != kRef {
 				continue
 			}
-			target := s.tables[fd.ref].rows[row[head]]
+			target := s.row(fd.ref, row[head])
 			if target == nil {
 				out[name] = ""
 				continue
@@ -195,7 +213,7 @@ func (s *Server) render(tableName string, row map[string]string, o renderOpts) m
 
 // value renders one field in the requested display mode.
 func (s *Server) value(tableName string, row map[string]string, name string, o renderOpts) any {
-	fd := schema[tableName].fields[name]
+	fd := s.refDef(tableName).fields[name]
 	v := row[name]
 	if fd.kind == kJournal {
 		v = "" // journal fields read back empty through the Table API
@@ -214,8 +232,8 @@ func (s *Server) value(tableName string, row map[string]string, name string, o r
 	}
 	link := o.base + "/api/now/table/" + fd.ref + "/" + v
 	disp := ""
-	if target := s.tables[fd.ref].rows[v]; target != nil {
-		disp = target[schema[fd.ref].display]
+	if target := s.row(fd.ref, v); target != nil {
+		disp = target[s.refDef(fd.ref).display]
 	}
 	switch {
 	case o.display == "all" && o.excludeLink:
@@ -253,15 +271,18 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, user, tableName st
 		}
 	}
 	query, _ := encquery.ParseLenient(q.Get("sysparm_query"))
-	def := schema[tableName]
+	def := s.schema[tableName]
 	known := func(field string) bool {
 		head, tail, dotted := strings.Cut(field, ".")
 		fd, ok := def.fields[head]
 		if !ok || !dotted {
 			return ok
 		}
-		_, ok = schema[fd.ref].fields[tail]
-		return fd.kind == kRef && ok
+		if fd.kind != kRef {
+			return false
+		}
+		_, ok = s.refDef(fd.ref).fields[tail]
+		return ok
 	}
 	invalid := false
 	query = query.Filter(func(c encquery.Cond) bool {
@@ -272,7 +293,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, user, tableName st
 		return false
 	})
 
-	t := s.tables[tableName]
+	t := s.tab(tableName)
 	s.mu.RLock()
 	if missing := t.missingIndexes(query); len(missing) > 0 {
 		s.mu.RUnlock()
@@ -284,8 +305,8 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, user, tableName st
 		s.mu.RLock()
 	}
 	defer s.mu.RUnlock()
-	if !s.allowed(user, tableName, 'r') {
-		notAuthorized(w, tableName, "read")
+	if !s.mayRead(user, tableName) {
+		s.refuse(w, tableName, "read")
 		return
 	}
 	var matched []map[string]string
@@ -296,7 +317,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, user, tableName st
 		}
 		for _, id := range ids {
 			row, ok := t.rows[id]
-			if !ok {
+			if !ok || !s.member(tableName, row) {
 				continue
 			}
 			if query.Match(func(field string) string { return s.fieldValue(tableName, row, field) }) {
@@ -341,8 +362,8 @@ func (s *Server) fieldValue(tableName string, row map[string]string, field strin
 	if !dotted {
 		return row[field]
 	}
-	fd := schema[tableName].fields[head]
-	if target := s.tables[fd.ref].rows[row[head]]; target != nil {
+	fd := s.schema[tableName].fields[head]
+	if target := s.row(fd.ref, row[head]); target != nil {
 		return target[tail]
 	}
 	return ""
@@ -381,12 +402,12 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, user, tableName, sy
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if !s.allowed(user, tableName, 'r') {
-		notAuthorized(w, tableName, "read")
+	if !s.mayRead(user, tableName) {
+		s.refuse(w, tableName, "read")
 		return
 	}
-	row, ok := s.tables[tableName].rows[sysID]
-	if !ok || !s.visible(user, tableName, row) {
+	row := s.row(tableName, sysID)
+	if row == nil || !s.visible(user, tableName, row) {
 		writeError(w, http.StatusNotFound, "No Record found", "Record doesn't exist or ACL restricts the record retrieval")
 		return
 	}
@@ -451,7 +472,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, user, tableName 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.allowed(user, tableName, 'c') {
-		notAuthorized(w, tableName, "create")
+		s.refuse(w, tableName, "create")
 		return
 	}
 	if s.opts.IgnoreClientSysID {
@@ -460,9 +481,13 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, user, tableName 
 	if id := vals["sys_id"]; id != "" {
 		if !validSysID(id) {
 			delete(vals, "sys_id") // an instance generates its own for a malformed one
-		} else if _, exists := s.tables[tableName].rows[id]; exists {
-			writeError(w, http.StatusForbidden, "Operation Failed",
-				fmt.Sprintf("Error during insert of %s (Unique Key violation detected by database (Duplicate entry '%s' for key 'PRIMARY'))", tableName, id))
+		} else if existing := s.tab(tableName).rows[id]; existing != nil {
+			detail := fmt.Sprintf("Error during insert of %s (Unique Key violation detected by database (Duplicate entry '%s' for key 'PRIMARY'))", tableName, id)
+			if s.hard.GenericDuplicate {
+				// glide.db.loguser=false: the database's text stays in the log.
+				detail = fmt.Sprintf("Error during insert of %s (%s)", tableName, existing[s.schema[tableName].display])
+			}
+			writeError(w, http.StatusForbidden, "Operation Failed", detail)
 			return
 		}
 	}
@@ -475,7 +500,14 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, user, tableName 
 			return
 		}
 	}
+	if err := s.adjustWrite(user, tableName, nil, vals); err != nil {
+		err.write(w)
+		return
+	}
 	row := s.insertRow(tableName, vals, user)
+	if tableName == "interaction" {
+		s.noteWrapUp(row)
+	}
 	w.Header().Set("Location", o.base+"/api/now/table/"+tableName+"/"+row["sys_id"])
 	writeResult(w, http.StatusCreated, s.render(tableName, row, o))
 }
@@ -500,22 +532,30 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request, user, tableName,
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.allowed(user, tableName, 'w') {
-		notAuthorized(w, tableName, "write")
+		s.refuse(w, tableName, "write")
 		return
 	}
-	t := s.tables[tableName]
-	row, ok := t.rows[sysID]
-	if !ok {
+	t := s.tab(tableName)
+	row := s.row(tableName, sysID)
+	if row == nil {
 		writeError(w, http.StatusNotFound, "No Record found", "Record doesn't exist or ACL restricts the record retrieval")
 		return
 	}
-	def := schema[tableName]
+	def := s.schema[tableName]
+	changes := map[string]string{}
 	for k, v := range vals {
 		fd, known := def.fields[k]
 		_, system := sysFields[k]
-		if !known || fd.kind == kJournal || system || k == "number" {
+		if !known || fd.kind == kJournal || system || k == "number" || k == "sys_class_name" {
 			continue
 		}
+		changes[k] = v
+	}
+	if err := s.adjustWrite(user, tableName, row, changes); err != nil {
+		err.write(w)
+		return
+	}
+	for k, v := range changes {
 		if k == "user_password" {
 			s.password[row["user_name"]] = v
 			continue
@@ -525,8 +565,9 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request, user, tableName,
 	now := s.now().UTC().Format(timeFormat)
 	if tableName == "interaction" {
 		closeInteraction(row, now, t.set)
+		s.noteWrapUp(row)
 	}
-	if tableName == "sys_user" {
+	if (tableName == "sys_user" || def.storage == "sys_user") && row["user_name"] != "" {
 		s.userIDs[row["user_name"]] = sysID
 	}
 	n, _ := strconv.Atoi(row["sys_mod_count"])
@@ -541,13 +582,13 @@ func (s *Server) remove(w http.ResponseWriter, r *http.Request, user, tableName,
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.allowed(user, tableName, 'd') {
-		notAuthorized(w, tableName, "delete")
+		s.refuse(w, tableName, "delete")
 		return
 	}
-	if _, ok := s.tables[tableName].rows[sysID]; !ok {
+	if s.row(tableName, sysID) == nil {
 		writeError(w, http.StatusNotFound, "No Record found", "Record doesn't exist or ACL restricts the record retrieval")
 		return
 	}
-	s.tables[tableName].remove(sysID)
+	s.tab(tableName).remove(sysID)
 	w.WriteHeader(http.StatusNoContent)
 }
