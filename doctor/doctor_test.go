@@ -5,9 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
+	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"reflect"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/ctibridge/ctibridge/config"
@@ -28,21 +34,113 @@ func load(t *testing.T, vars map[string]string) (*config.Config, error) {
 // user's rights minus one ("" = none missing).
 func simWith(t *testing.T, missing string) (*snowsim.Server, string) {
 	t.Helper()
+	return newSim(t, setup{missing: missing})
+}
+
+// setup describes a simulator for one test.
+type setup struct {
+	missing string            // "table:op", a right the user "probe" lacks
+	rows    map[string]string // table → encoded query of the rows "probe" may see
+	opts    snowsim.Options   // other simulator options (Data is set by newSim)
+	edit    func(*snowsim.Dataset)
+	// wrap puts a handler in front of the simulator, for instance
+	// behaviours the simulator does not have.
+	wrap func(http.Handler) http.Handler
+}
+
+func newSim(t *testing.T, s setup) (*snowsim.Server, string) {
+	t.Helper()
 	d := snowsim.DefaultDataset()
 	role := snowsim.Role{}
 	for table, ops := range snowsim.BuiltinRoles()["cti_integration"] {
 		role[table] = ops
 	}
-	if missing != "" {
-		table, op, _ := strings.Cut(missing, ":")
+	if s.missing != "" {
+		table, op, _ := strings.Cut(s.missing, ":")
 		role[table] = strings.ReplaceAll(role[table], op, "")
+	}
+	for table, q := range s.rows {
+		role[table+":rows"] = q
 	}
 	d.Roles = map[string]snowsim.Role{"probe": role}
 	d.Users = append(d.Users, snowsim.User{UserName: "probe", Password: "probe-pass", Roles: []string{"probe"}})
-	sim := snowsim.New(snowsim.Options{Data: d})
-	srv := httptest.NewServer(sim)
+	if s.edit != nil {
+		s.edit(d)
+	}
+	opts := s.opts
+	opts.Data = d
+	sim := snowsim.New(opts)
+	var h http.Handler = sim
+	if s.wrap != nil {
+		h = s.wrap(sim)
+	}
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return sim, srv.URL
+}
+
+// probeVars configures basic auth as "probe" against url.
+func probeVars(url string) map[string]string {
+	return map[string]string{"CTIBRIDGE_SN_INSTANCE": url, "CTIBRIDGE_SN_USERNAME": "probe", "CTIBRIDGE_SN_PASSWORD": "probe-pass"}
+}
+
+// printed is the checklist as an admin reads it.
+func printed(r doctor.Report) string {
+	var b bytes.Buffer
+	r.Print(&b)
+	return b.String()
+}
+
+// onlyFailure checks that the report failed on the named check alone and
+// returns it.
+func onlyFailure(t *testing.T, rep doctor.Report, name string) doctor.Check {
+	t.Helper()
+	if rep.OK {
+		t.Fatalf("doctor passed, want %q to fail:\n%s", name, printed(rep))
+	}
+	c, ok := checks(rep)[name]
+	if !ok || c.OK || c.Skip {
+		t.Fatalf("check %q: %+v, want a failure:\n%s", name, c, printed(rep))
+	}
+	for _, o := range rep.Checks {
+		if o.Name != name && !o.OK {
+			t.Errorf("%s did not pass either: %+v", o.Name, o)
+		}
+	}
+	if c.Fix == "" {
+		t.Errorf("%s: no fix line", name)
+	}
+	return c
+}
+
+// userID returns the sys_id of a sys_user by user name.
+func userID(t *testing.T, sim *snowsim.Server, name string) string {
+	t.Helper()
+	for _, u := range sim.Records("sys_user") {
+		if u["user_name"] == name {
+			return u["sys_id"]
+		}
+	}
+	t.Fatalf("no user %s", name)
+	return ""
+}
+
+// testInteractions returns doctor's test interactions: the main one and
+// the link target.
+func testInteractions(t *testing.T, sim *snowsim.Server) (main, target map[string]string) {
+	t.Helper()
+	for _, rec := range sim.Records("interaction") {
+		switch rec["short_description"] {
+		case "ctibridge doctor test — safe to delete":
+			main = rec
+		case "ctibridge doctor test — safe to delete (link target)":
+			target = rec
+		}
+	}
+	if main == nil || target == nil {
+		t.Fatalf("doctor's test interactions not found: %v", sim.Records("interaction"))
+	}
+	return main, target
 }
 
 func checks(r doctor.Report) map[string]doctor.Check {
@@ -57,6 +155,9 @@ func TestAllRightsPass(t *testing.T) {
 	for name, vars := range map[string]map[string]string{
 		"basic":          {"CTIBRIDGE_SN_USERNAME": "probe", "CTIBRIDGE_SN_PASSWORD": "probe-pass"},
 		"oauth password": {"CTIBRIDGE_SN_USERNAME": "cti_integration", "CTIBRIDGE_SN_PASSWORD": "cti_integration", "CTIBRIDGE_SN_CLIENT_ID": "ctibridge", "CTIBRIDGE_SN_CLIENT_SECRET": "ctibridge-secret"},
+		// The integration user is then the client's OAuth Application
+		// User (cti_integration): doctor learns it from its first record.
+		"oauth client credentials": {"CTIBRIDGE_SN_CLIENT_ID": "ctibridge", "CTIBRIDGE_SN_CLIENT_SECRET": "ctibridge-secret"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			sim, url := simWith(t, "")
@@ -83,7 +184,73 @@ func TestAllRightsPass(t *testing.T) {
 			if labelled != 2 || len(sim.Records("interaction")) != 2 {
 				t.Errorf("%d labelled test interactions of %d, want 2 of 2", labelled, len(sim.Records("interaction")))
 			}
+			// assigned_to and opened_for were proved with the user doctor
+			// runs as, whatever the authentication.
+			user := vars["CTIBRIDGE_SN_USERNAME"]
+			if user == "" {
+				user = "cti_integration"
+			}
+			main, _ := testInteractions(t, sim)
+			if id := userID(t, sim, user); main["assigned_to"] != id || main["opened_for"] != id {
+				t.Errorf("assigned_to %q, opened_for %q, want %s's sys_id %s", main["assigned_to"], main["opened_for"], user, id)
+			}
 		})
+	}
+}
+
+// TestTouchesNoRealCustomerRecord: doctor links its test interaction to its
+// other test interaction, not to an incident or case; its user references
+// name the integration user alone and its customer references no record at
+// all; incidents and cases are left as they were.
+func TestTouchesNoRealCustomerRecord(t *testing.T) {
+	sim, base := simWith(t, "")
+	before := map[string][]map[string]string{}
+	for _, table := range []string{"incident", "sn_customerservice_case", "customer_contact", "customer_account", "csm_consumer", "sys_user"} {
+		before[table] = sim.Records(table)
+	}
+	cfg, err := load(t, probeVars(base))
+	rep := doctor.Run(context.Background(), cfg, err, nil)
+	if !rep.OK {
+		t.Fatalf("doctor failed:\n%s", printed(rep))
+	}
+	main, target := testInteractions(t, sim)
+	links := sim.Records("interaction_related_record")
+	if len(links) != 1 {
+		t.Fatalf("%d related records, want 1: %v", len(links), links)
+	}
+	l := links[0]
+	if l["interaction"] != main["sys_id"] || l["document_table"] != "interaction" || l["document_id"] != target["sys_id"] {
+		t.Errorf("link %v, want test interaction %s linked to test interaction %s", l, main["number"], target["number"])
+	}
+	c := checks(rep)["create interaction_related_record"]
+	for _, want := range []string{main["number"], target["number"], "not to a real incident or case"} {
+		if !strings.Contains(c.Detail, want) {
+			t.Errorf("the check does not say which records it linked (%q): %q", want, c.Detail)
+		}
+	}
+	probe := userID(t, sim, "probe")
+	if main["opened_for"] != probe || main["assigned_to"] != probe {
+		t.Errorf("opened_for %q, assigned_to %q, want the integration user %s", main["opened_for"], main["assigned_to"], probe)
+	}
+	for field, table := range map[string]string{"contact": "customer_contact", "account": "customer_account", "consumer": "csm_consumer"} {
+		v := main[field]
+		if v == "" {
+			t.Errorf("%s was not written, so its right was not proved", field)
+		}
+		if _, real := sim.Record(table, v); real {
+			t.Errorf("%s points at a real %s record %s", field, table, v)
+		}
+		if c := checks(rep)["write interaction."+field]; !c.OK || !strings.Contains(c.Detail, "names no "+table) {
+			t.Errorf("write interaction.%s: %+v, want it passed, saying the value names no %s", field, c, table)
+		}
+	}
+	for table, rows := range before {
+		if after := sim.Records(table); !reflect.DeepEqual(after, rows) {
+			t.Errorf("%s changed", table)
+		}
+	}
+	if !strings.Contains(rep.Note, "never to a real incident or case") {
+		t.Errorf("note %q does not say what was linked", rep.Note)
 	}
 }
 
@@ -199,4 +366,390 @@ func TestFieldMapFieldsMustExist(t *testing.T) {
 			}
 		})
 	}
+}
+
+// isWrite reports whether r writes to table (POST creates, PATCH and PUT
+// update).
+func isWrite(r *http.Request, table, method string) bool {
+	rest, ok := strings.CutPrefix(r.URL.Path, "/api/now/table/"+table)
+	return ok && r.Method == method && (rest == "" || strings.HasPrefix(rest, "/"))
+}
+
+// editBody changes the JSON body of the requests that match before the
+// simulator sees them: what a field-level ACL or a business rule does to a
+// write on an instance, which still answers 2xx with what it stored.
+func editBody(match func(*http.Request) bool, edit func(map[string]any)) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if match(r) {
+				var body map[string]any
+				raw, _ := io.ReadAll(r.Body)
+				if json.Unmarshal(raw, &body) == nil {
+					edit(body)
+					raw, _ = json.Marshal(body)
+				}
+				r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(raw)), int64(len(raw))
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// editReply changes each result record of the replies that match.
+func editReply(match func(*http.Request) bool, edit func(map[string]any)) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !match(r) {
+				next.ServeHTTP(w, r)
+				return
+			}
+			rec := httptest.NewRecorder()
+			next.ServeHTTP(rec, r)
+			body := rec.Body.Bytes()
+			var one struct{ Result map[string]any }
+			var many struct{ Result []map[string]any }
+			switch {
+			case json.Unmarshal(body, &one) == nil && one.Result != nil:
+				edit(one.Result)
+				body, _ = json.Marshal(one)
+			case json.Unmarshal(body, &many) == nil && many.Result != nil:
+				for _, m := range many.Result {
+					edit(m)
+				}
+				body, _ = json.Marshal(many)
+			}
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.Header().Del("Content-Length")
+			w.WriteHeader(rec.Code)
+			w.Write(body)
+		})
+	}
+}
+
+// chain applies wrappers, the first outermost.
+func chain(wraps ...func(http.Handler) http.Handler) func(http.Handler) http.Handler {
+	return func(h http.Handler) http.Handler {
+		for i := len(wraps) - 1; i >= 0; i-- {
+			h = wraps[i](h)
+		}
+		return h
+	}
+}
+
+// TestFieldLevelRights: a value the instance drops or rewrites while
+// answering 2xx (a field-level write ACL, a business rule) fails the check
+// of that field, naming the value written and the value stored, with the
+// ACL to grant; every other check still passes.
+func TestFieldLevelRights(t *testing.T) {
+	var other string // a user who is not the integration user
+	for _, tc := range []struct {
+		name, check string
+		wrap        func(http.Handler) http.Handler
+		stored      func() string // what the record ends up holding, as the detail says it
+		fix         string
+	}{{
+		name:  "assigned_to dropped by a field-level write ACL",
+		check: "write interaction.assigned_to",
+		wrap: editBody(func(r *http.Request) bool { return isWrite(r, "interaction", http.MethodPatch) },
+			func(b map[string]any) { delete(b, "assigned_to") }),
+		stored: func() string { return "holds nothing (the value was dropped)" },
+		fix:    "field-level ACL interaction.assigned_to for write",
+	}, {
+		name:  "opened_for rewritten by a business rule",
+		check: "write interaction.opened_for",
+		wrap: editBody(func(r *http.Request) bool { return isWrite(r, "interaction", http.MethodPost) },
+			func(b map[string]any) {
+				if _, ok := b["opened_for"]; ok {
+					b["opened_for"] = other
+				}
+			}),
+		stored: func() string { return `holds "` + other + `"` },
+		fix:    "field-level ACL interaction.opened_for for create",
+	}, {
+		name:  "contact dropped on create",
+		check: "write interaction.contact",
+		wrap: editBody(func(r *http.Request) bool { return isWrite(r, "interaction", http.MethodPost) },
+			func(b map[string]any) { delete(b, "contact") }),
+		stored: func() string { return "holds nothing (the value was dropped)" },
+		fix:    "field-level ACL interaction.contact for create",
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			sim, base := newSim(t, setup{wrap: tc.wrap})
+			probe := userID(t, sim, "probe")
+			other = userID(t, sim, "admin")
+			cfg, err := load(t, probeVars(base))
+			rep := doctor.Run(context.Background(), cfg, err, nil)
+			c := onlyFailure(t, rep, tc.check)
+			field := strings.TrimPrefix(tc.check, "write interaction.")
+			main, _ := testInteractions(t, sim)
+			written := probe
+			if field == "contact" {
+				written = "" // a random sys_id: read it from the detail
+				if _, v, ok := strings.Cut(c.Detail, `contact = "`); ok {
+					written, _, _ = strings.Cut(v, `"`)
+				}
+				if len(written) != 32 || main["contact"] != "" {
+					t.Fatalf("detail %q should name the sys_id written; the record holds %q", c.Detail, main["contact"])
+				}
+			}
+			for _, want := range []string{field + ` = "` + written + `"`, tc.stored()} {
+				if !strings.Contains(c.Detail, want) {
+					t.Errorf("detail %q does not say %q", c.Detail, want)
+				}
+			}
+			if !strings.Contains(c.Fix, tc.fix) {
+				t.Errorf("fix %q does not name the ACL (%q)", c.Fix, tc.fix)
+			}
+		})
+	}
+}
+
+// TestRowsHiddenByACLs: a table the integration user may read but whose
+// rows are all hidden answers 200, X-Total-Count > 0 and no rows. Doctor
+// reports that as a failure naming the table, not as an empty table; an
+// empty table and a table whose first rows only are hidden pass.
+func TestRowsHiddenByACLs(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		s      setup
+		check  string
+		ok     bool
+		detail string
+	}{
+		{"every incident hidden", setup{rows: map[string]string{"incident": "number=NONE"}}, "read incident", false,
+			"incident is readable but every row hidden by ACLs: the instance counts 25 rows (X-Total-Count) and returns none"},
+		{"every case hidden", setup{rows: map[string]string{"sn_customerservice_case": "active=maybe"}}, "read sn_customerservice_case", false,
+			"sn_customerservice_case is readable but every row hidden by ACLs: the instance counts 23 rows"},
+		{"every user hidden but the integration user's own", setup{rows: map[string]string{"sys_user": "user_name=probe"}}, "read sys_user", true,
+			"readable; 1 of the first 100 rows visible"},
+		{"only the first incidents hidden", setup{rows: map[string]string{"incident": "numberNOT ININC0010001,INC0010002"}}, "read incident", true,
+			"readable; 23 of the first 25 rows visible"},
+		{"no cases at all", setup{edit: func(d *snowsim.Dataset) { delete(d.Tables, "sn_customerservice_case") }}, "read sn_customerservice_case", true,
+			"the table is empty"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, base := newSim(t, tc.s)
+			cfg, err := load(t, probeVars(base))
+			rep := doctor.Run(context.Background(), cfg, err, nil)
+			var c doctor.Check
+			if tc.ok {
+				if !rep.OK {
+					t.Fatalf("doctor failed:\n%s", printed(rep))
+				}
+				c = checks(rep)[tc.check]
+			} else {
+				c = onlyFailure(t, rep, tc.check)
+				if !strings.Contains(c.Fix, "row-level read ACL on "+strings.TrimPrefix(tc.check, "read ")) {
+					t.Errorf("fix %q does not name the row-level ACL of the table", c.Fix)
+				}
+			}
+			if !strings.Contains(c.Detail, tc.detail) {
+				t.Errorf("%s: detail %q, want %q", tc.check, c.Detail, tc.detail)
+			}
+			if strings.Contains(c.Detail, "empty") != strings.Contains(tc.detail, "empty") {
+				t.Errorf("%s: detail %q calls the table empty", tc.check, c.Detail)
+			}
+		})
+	}
+}
+
+// refuseClientCredentials answers the client_credentials grant as an
+// instance does while glide.oauth.inbound.client.credential.grant_type.enabled
+// is false or the entry has no OAuth Application User: like every other
+// OAuth failure.
+func refuseClientCredentials(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/oauth_token.do" {
+			raw, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(raw))
+			if form, _ := url.ParseQuery(string(raw)); form.Get("grant_type") == "client_credentials" {
+				w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+				w.WriteHeader(http.StatusUnauthorized)
+				w.Write([]byte(`{"error":"server_error","error_description":"access_denied"}`))
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// TestClientCredentialsRefused: the fix for a refused client_credentials
+// grant names the system property that enables it and the OAuth
+// Application User, and the secret appears nowhere.
+func TestClientCredentialsRefused(t *testing.T) {
+	_, base := newSim(t, setup{wrap: refuseClientCredentials})
+	cfg, err := load(t, map[string]string{"CTIBRIDGE_SN_INSTANCE": base,
+		"CTIBRIDGE_SN_CLIENT_ID": "ctibridge", "CTIBRIDGE_SN_CLIENT_SECRET": "ctibridge-secret"})
+	rep := doctor.Run(context.Background(), cfg, err, nil)
+	c := checks(rep)["authentication"]
+	if rep.OK || c.OK || c.Skip || !strings.Contains(c.Detail, "401") {
+		t.Fatalf("authentication: %+v, want a failure with the 401", c)
+	}
+	for _, want := range []string{"glide.oauth.inbound.client.credential.grant_type.enabled", "OAuth Application User", "Application Registry"} {
+		if !strings.Contains(c.Fix, want) {
+			t.Errorf("fix %q does not name %s", c.Fix, want)
+		}
+	}
+	out := printed(rep)
+	if strings.Contains(out, "ctibridge-secret") {
+		t.Errorf("the client secret is in the report:\n%s", out)
+	}
+	if c := checks(rep)["create interaction"]; !c.Skip {
+		t.Errorf("create interaction: %+v, want skipped after the authentication failure", c)
+	}
+}
+
+// TestScreenPop: doctor prints the screen-pop URL of its test interaction,
+// built with the configured workspace as the bridge builds it for Studio,
+// and fails when the instance does not keep the sys_id chosen before the
+// create (the URL handed to Studio would then open nothing).
+func TestScreenPop(t *testing.T) {
+	for _, tc := range []struct {
+		name, workspace, path string
+	}{
+		{"default (CSM Configurable Workspace)", "", "/now/cwf/agent/record/interaction/"},
+		{"Service Operations Workspace", "sow", "/now/sow/record/interaction/"},
+		{"a template", "{instance}/now/nav/ui/classic/params/target/interaction.do%3Fsys_id%3D{sys_id}", "/now/nav/ui/classic/params/target/interaction.do%3Fsys_id%3D"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sim, base := simWith(t, "")
+			vars := probeVars(base)
+			vars["CTIBRIDGE_SN_WORKSPACE"] = tc.workspace
+			cfg, err := load(t, vars)
+			rep := doctor.Run(context.Background(), cfg, err, nil)
+			if !rep.OK {
+				t.Fatalf("doctor failed:\n%s", printed(rep))
+			}
+			main, _ := testInteractions(t, sim)
+			want := base + tc.path + main["sys_id"]
+			if rep.ScreenPop != want {
+				t.Errorf("screen pop %q, want %q", rep.ScreenPop, want)
+			}
+			if out := printed(rep); !strings.Contains(out, want) || !strings.Contains(out, main["number"]) {
+				t.Errorf("the checklist does not show the screen pop %s of %s:\n%s", want, main["number"], out)
+			}
+		})
+	}
+	t.Run("sys_id not kept", func(t *testing.T) {
+		sim, base := newSim(t, setup{opts: snowsim.Options{IgnoreClientSysID: true}})
+		cfg, err := load(t, probeVars(base))
+		rep := doctor.Run(context.Background(), cfg, err, nil)
+		c := onlyFailure(t, rep, "screen pop")
+		main, _ := testInteractions(t, sim)
+		if !strings.Contains(c.Detail, "instead of") || !strings.Contains(c.Detail, main["sys_id"]) || !strings.Contains(c.Detail, "would open nothing") {
+			t.Errorf("detail %q should say the instance replaced the sys_id (%s) and what that breaks", c.Detail, main["sys_id"])
+		}
+	})
+}
+
+// genericDuplicates answers a create repeating an existing sys_id as
+// hardened instances do: 403 "Operation Failed" with a generic detail,
+// never the database's text. It counts the refusals it rewrote.
+func genericDuplicates(n *atomic.Int32) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			rec := httptest.NewRecorder()
+			next.ServeHTTP(rec, r) // a dropped reply panics through here, and stays dropped
+			body := rec.Body.Bytes()
+			if rec.Code == http.StatusForbidden && r.Method == http.MethodPost {
+				n.Add(1)
+				table := strings.TrimPrefix(r.URL.Path, "/api/now/table/")
+				body = []byte(`{"error":{"message":"Operation Failed","detail":"Error during insert of ` + table + ` (IMS0001234)"},"status":"failure"}`)
+			}
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.Header().Del("Content-Length")
+			w.WriteHeader(rec.Code)
+			w.Write(body)
+		})
+	}
+}
+
+// TestDuplicateAnsweredGenerically: the reply to doctor's first create is
+// lost, the retry is refused as a duplicate with the generic text of a
+// hardened instance, and doctor still finds its record (by reading the
+// sys_id back), makes no second one, and passes.
+func TestDuplicateAnsweredGenerically(t *testing.T) {
+	var refused atomic.Int32
+	sim, base := newSim(t, setup{wrap: genericDuplicates(&refused)})
+	sim.SetFaults(snowsim.Faults{FailNext: &snowsim.FailNext{Count: 1, Table: "interaction", Method: http.MethodPost, Drop: true}})
+	cfg, err := load(t, probeVars(base))
+	rep := doctor.Run(context.Background(), cfg, err, nil)
+	if !rep.OK {
+		t.Fatalf("doctor failed:\n%s", printed(rep))
+	}
+	if refused.Load() != 1 {
+		t.Fatalf("%d creates refused as duplicates, want the one retried after its lost reply", refused.Load())
+	}
+	if n := len(sim.Records("interaction")); n != 2 {
+		t.Errorf("%d interactions, want doctor's 2", n)
+	}
+}
+
+// withoutCSM makes interaction lack contact, account and consumer, as on an
+// instance without Customer Service Management: writes to them are ignored
+// and replies do not have them.
+func withoutCSM() func(http.Handler) http.Handler {
+	csm := func(m map[string]any) {
+		for _, f := range []string{"contact", "account", "consumer"} {
+			delete(m, f)
+		}
+	}
+	onInteraction := func(r *http.Request) bool {
+		return strings.HasPrefix(r.URL.Path, "/api/now/table/interaction") && !strings.HasPrefix(r.URL.Path, "/api/now/table/interaction_")
+	}
+	return chain(editBody(onInteraction, csm), editReply(onInteraction, csm))
+}
+
+// TestCSMFields: contact, account and consumer are checked where a caller
+// source fills them or the fields exist; a source configured for an
+// instance without the fields fails, naming the field.
+func TestCSMFields(t *testing.T) {
+	csmChecks := []string{"write interaction.contact", "write interaction.account", "write interaction.consumer"}
+	t.Run("fields exist, no CSM source configured", func(t *testing.T) {
+		_, base := simWith(t, "")
+		cfg, err := load(t, probeVars(base))
+		cfg.Callers.Sources = []config.Source{{Table: "sys_user", Fields: []string{"phone"}}}
+		rep := doctor.Run(context.Background(), cfg, err, nil)
+		for _, name := range csmChecks {
+			if c, ok := checks(rep)[name]; !ok || !c.OK {
+				t.Errorf("%s: %+v, want it checked and passed", name, c)
+			}
+		}
+	})
+	t.Run("no CSM, no CSM source", func(t *testing.T) {
+		_, base := newSim(t, setup{wrap: withoutCSM()})
+		cfg, err := load(t, probeVars(base))
+		cfg.Callers.Sources = []config.Source{{Table: "sys_user", Fields: []string{"phone"}}}
+		rep := doctor.Run(context.Background(), cfg, err, nil)
+		if !rep.OK {
+			t.Fatalf("doctor failed:\n%s", printed(rep))
+		}
+		for _, name := range csmChecks {
+			if c, ok := checks(rep)[name]; ok {
+				t.Errorf("%s reported although nothing writes it: %+v", name, c)
+			}
+		}
+	})
+	t.Run("no CSM, customer_contact source", func(t *testing.T) {
+		_, base := newSim(t, setup{wrap: withoutCSM()})
+		cfg, err := load(t, probeVars(base))
+		cfg.Callers.Sources = []config.Source{{Table: "customer_contact", Fields: []string{"phone"}}}
+		rep := doctor.Run(context.Background(), cfg, err, nil)
+		for _, field := range []string{"contact", "account"} {
+			c := checks(rep)["write interaction."+field]
+			if c.OK || c.Skip || !strings.Contains(c.Detail, "field "+field+" does not exist on interaction") || !strings.Contains(c.Fix, "callers.sources") {
+				t.Errorf("write interaction.%s: %+v, want a failure saying the field does not exist", field, c)
+			}
+		}
+		if c, ok := checks(rep)["write interaction.consumer"]; ok {
+			t.Errorf("consumer reported although nothing writes it: %+v", c)
+		}
+		if n := len(slices.DeleteFunc(slices.Clone(rep.Checks), func(c doctor.Check) bool { return c.OK })); n != 2 {
+			t.Errorf("%d checks not passed, want the 2 fields:\n%s", n, printed(rep))
+		}
+	})
 }
