@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"reflect"
 	"slices"
 	"strings"
@@ -190,7 +189,10 @@ func TestAllRightsPass(t *testing.T) {
 			if user == "" {
 				user = "cti_integration"
 			}
-			main, _ := testInteractions(t, sim)
+			main, target := testInteractions(t, sim)
+			if main["state"] != "closed_complete" || target["state"] != "closed_abandoned" {
+				t.Errorf("test interactions in states %q and %q, want closed_complete and closed_abandoned", main["state"], target["state"])
+			}
 			if id := userID(t, sim, user); main["assigned_to"] != id || main["opened_for"] != id {
 				t.Errorf("assigned_to %q, opened_for %q, want %s's sys_id %s", main["assigned_to"], main["opened_for"], user, id)
 			}
@@ -443,48 +445,48 @@ func chain(wraps ...func(http.Handler) http.Handler) func(http.Handler) http.Han
 // of that field, naming the value written and the value stored, with the
 // ACL to grant; every other check still passes.
 func TestFieldLevelRights(t *testing.T) {
-	var other string // a user who is not the integration user
+	rules := &snowsim.Hardening{FieldRules: true}
+	const someoneElse = "5137153cc611227c000bbd1bd8cd2005" // a business rule's idea of who opened it
 	for _, tc := range []struct {
 		name, check string
-		wrap        func(http.Handler) http.Handler
-		stored      func() string // what the record ends up holding, as the detail says it
+		edit        func(*snowsim.Dataset)
+		stored      string // what the record holds, as the detail says it
 		fix         string
 	}{{
 		name:  "assigned_to dropped by a field-level write ACL",
 		check: "write interaction.assigned_to",
-		wrap: editBody(func(r *http.Request) bool { return isWrite(r, "interaction", http.MethodPatch) },
-			func(b map[string]any) { delete(b, "assigned_to") }),
-		stored: func() string { return "holds nothing (the value was dropped)" },
+		edit: func(d *snowsim.Dataset) {
+			d.FieldACLs = []snowsim.FieldACL{{Table: "interaction", Field: "assigned_to", Write: []string{"itil"}}}
+		},
+		stored: "holds nothing (the value was dropped)",
 		fix:    "field-level ACL interaction.assigned_to for write",
 	}, {
 		name:  "opened_for rewritten by a business rule",
 		check: "write interaction.opened_for",
-		wrap: editBody(func(r *http.Request) bool { return isWrite(r, "interaction", http.MethodPost) },
-			func(b map[string]any) {
-				if _, ok := b["opened_for"]; ok {
-					b["opened_for"] = other
-				}
-			}),
-		stored: func() string { return `holds "` + other + `"` },
+		edit: func(d *snowsim.Dataset) {
+			d.FieldACLs = nil
+			d.Rules = []snowsim.Rule{{Name: "Opened for the service desk", Table: "interaction", When: "opened_forISNOTEMPTY",
+				Set: map[string]string{"opened_for": someoneElse}}}
+		},
+		stored: `holds "` + someoneElse + `"`,
 		fix:    "field-level ACL interaction.opened_for for create",
 	}, {
 		name:  "contact dropped on create",
 		check: "write interaction.contact",
-		wrap: editBody(func(r *http.Request) bool { return isWrite(r, "interaction", http.MethodPost) },
-			func(b map[string]any) { delete(b, "contact") }),
-		stored: func() string { return "holds nothing (the value was dropped)" },
+		edit: func(d *snowsim.Dataset) {
+			d.FieldACLs = []snowsim.FieldACL{{Table: "interaction", Field: "contact", Write: []string{"itil"}}}
+		},
+		stored: "holds nothing (the value was dropped)",
 		fix:    "field-level ACL interaction.contact for create",
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
-			sim, base := newSim(t, setup{wrap: tc.wrap})
-			probe := userID(t, sim, "probe")
-			other = userID(t, sim, "admin")
+			sim, base := newSim(t, setup{opts: snowsim.Options{Hardening: rules}, edit: tc.edit})
 			cfg, err := load(t, probeVars(base))
 			rep := doctor.Run(context.Background(), cfg, err, nil)
 			c := onlyFailure(t, rep, tc.check)
 			field := strings.TrimPrefix(tc.check, "write interaction.")
 			main, _ := testInteractions(t, sim)
-			written := probe
+			written := userID(t, sim, "probe")
 			if field == "contact" {
 				written = "" // a random sys_id: read it from the detail
 				if _, v, ok := strings.Cut(c.Detail, `contact = "`); ok {
@@ -494,7 +496,7 @@ func TestFieldLevelRights(t *testing.T) {
 					t.Fatalf("detail %q should name the sys_id written; the record holds %q", c.Detail, main["contact"])
 				}
 			}
-			for _, want := range []string{field + ` = "` + written + `"`, tc.stored()} {
+			for _, want := range []string{field + ` = "` + written + `"`, tc.stored} {
 				if !strings.Contains(c.Detail, want) {
 					t.Errorf("detail %q does not say %q", c.Detail, want)
 				}
@@ -504,6 +506,49 @@ func TestFieldLevelRights(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHardenedInstance runs doctor against a simulator with every behaviour
+// of a hardened production instance (but wrap-up): the integration user's
+// role passes everything; a user outside the assigned_to write ACL fails
+// that field, and closing is then refused by the data policy that wants
+// an agent on closed interactions, which the update check explains.
+func TestHardenedInstance(t *testing.T) {
+	hard := snowsim.AllHardened()
+	hard.WrapUp = false
+	t.Run("integration user", func(t *testing.T) {
+		sim, base := newSim(t, setup{opts: snowsim.Options{Hardening: &hard}})
+		cfg, err := load(t, map[string]string{"CTIBRIDGE_SN_INSTANCE": base, "CTIBRIDGE_SN_USERNAME": "cti_integration", "CTIBRIDGE_SN_PASSWORD": "cti_integration"})
+		rep := doctor.Run(context.Background(), cfg, err, nil)
+		if !rep.OK {
+			t.Fatalf("doctor failed:\n%s", printed(rep))
+		}
+		main, _ := testInteractions(t, sim)
+		if me := userID(t, sim, "cti_integration"); main["assigned_to"] != me || main["state"] != "closed_complete" {
+			t.Errorf("test interaction assigned to %q in state %q, want %s and closed_complete", main["assigned_to"], main["state"], me)
+		}
+	})
+	t.Run("user outside the assigned_to ACL", func(t *testing.T) {
+		_, base := newSim(t, setup{opts: snowsim.Options{Hardening: &hard}})
+		cfg, err := load(t, probeVars(base))
+		rep := doctor.Run(context.Background(), cfg, err, nil)
+		if rep.OK {
+			t.Fatalf("doctor passed:\n%s", printed(rep))
+		}
+		var failed []string
+		for _, c := range rep.Checks {
+			if !c.OK {
+				failed = append(failed, c.Name)
+			}
+		}
+		if want := []string{"update interaction", "write interaction.assigned_to"}; !slices.Equal(failed, want) {
+			t.Fatalf("failed %v, want %v:\n%s", failed, want, printed(rep))
+		}
+		c := checks(rep)["update interaction"]
+		if !strings.Contains(c.Detail, "Data Policy Exception") || !strings.Contains(c.Fix, "data policy") || strings.Contains(c.Fix, "grant the integration user a role with write access") {
+			t.Errorf("update interaction: %+v, want the refusal and a fix that points at data policies, not at the write right it has", c)
+		}
+	})
 }
 
 // TestRowsHiddenByACLs: a table the integration user may read but whose
@@ -518,9 +563,10 @@ func TestRowsHiddenByACLs(t *testing.T) {
 		ok     bool
 		detail string
 	}{
-		{"every incident hidden", setup{rows: map[string]string{"incident": "number=NONE"}}, "read incident", false,
+		{"every incident hidden", setup{opts: snowsim.Options{Hardening: &snowsim.Hardening{HiddenRows: true}},
+			edit: func(d *snowsim.Dataset) { d.HiddenRows = map[string][]string{"probe": {"incident"}} }}, "read incident", false,
 			"incident is readable but every row hidden by ACLs: the instance counts 25 rows (X-Total-Count) and returns none"},
-		{"every case hidden", setup{rows: map[string]string{"sn_customerservice_case": "active=maybe"}}, "read sn_customerservice_case", false,
+		{"every case hidden by a row-level ACL", setup{rows: map[string]string{"sn_customerservice_case": "active=maybe"}}, "read sn_customerservice_case", false,
 			"sn_customerservice_case is readable but every row hidden by ACLs: the instance counts 23 rows"},
 		{"every user hidden but the integration user's own", setup{rows: map[string]string{"sys_user": "user_name=probe"}}, "read sys_user", true,
 			"readable; 1 of the first 100 rows visible"},
@@ -555,31 +601,11 @@ func TestRowsHiddenByACLs(t *testing.T) {
 	}
 }
 
-// refuseClientCredentials answers the client_credentials grant as an
-// instance does while glide.oauth.inbound.client.credential.grant_type.enabled
-// is false or the entry has no OAuth Application User: like every other
-// OAuth failure.
-func refuseClientCredentials(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/oauth_token.do" {
-			raw, _ := io.ReadAll(r.Body)
-			r.Body = io.NopCloser(bytes.NewReader(raw))
-			if form, _ := url.ParseQuery(string(raw)); form.Get("grant_type") == "client_credentials" {
-				w.Header().Set("Content-Type", "application/json;charset=UTF-8")
-				w.WriteHeader(http.StatusUnauthorized)
-				w.Write([]byte(`{"error":"server_error","error_description":"access_denied"}`))
-				return
-			}
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
 // TestClientCredentialsRefused: the fix for a refused client_credentials
 // grant names the system property that enables it and the OAuth
 // Application User, and the secret appears nowhere.
 func TestClientCredentialsRefused(t *testing.T) {
-	_, base := newSim(t, setup{wrap: refuseClientCredentials})
+	_, base := newSim(t, setup{opts: snowsim.Options{Hardening: &snowsim.Hardening{RefuseClientCredentials: true, OAuthErrors: true}}})
 	cfg, err := load(t, map[string]string{"CTIBRIDGE_SN_INSTANCE": base,
 		"CTIBRIDGE_SN_CLIENT_ID": "ctibridge", "CTIBRIDGE_SN_CLIENT_SECRET": "ctibridge-secret"})
 	rep := doctor.Run(context.Background(), cfg, err, nil)
@@ -644,26 +670,24 @@ func TestScreenPop(t *testing.T) {
 	})
 }
 
-// genericDuplicates answers a create repeating an existing sys_id as
-// hardened instances do: 403 "Operation Failed" with a generic detail,
-// never the database's text. It counts the refusals it rewrote.
-func genericDuplicates(n *atomic.Int32) func(http.Handler) http.Handler {
+// refusals counts the creates the simulator refused, and fails the test if
+// one was worded with the database's text.
+func refusals(t *testing.T, n *atomic.Int32) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			rec := httptest.NewRecorder()
 			next.ServeHTTP(rec, r) // a dropped reply panics through here, and stays dropped
-			body := rec.Body.Bytes()
 			if rec.Code == http.StatusForbidden && r.Method == http.MethodPost {
 				n.Add(1)
-				table := strings.TrimPrefix(r.URL.Path, "/api/now/table/")
-				body = []byte(`{"error":{"message":"Operation Failed","detail":"Error during insert of ` + table + ` (IMS0001234)"},"status":"failure"}`)
+				if bytes.Contains(rec.Body.Bytes(), []byte("Unique Key")) {
+					t.Errorf("the simulator answered with the database's text: %s", rec.Body.String())
+				}
 			}
 			for k, v := range rec.Header() {
 				w.Header()[k] = v
 			}
-			w.Header().Del("Content-Length")
 			w.WriteHeader(rec.Code)
-			w.Write(body)
+			w.Write(rec.Body.Bytes())
 		})
 	}
 }
@@ -674,7 +698,7 @@ func genericDuplicates(n *atomic.Int32) func(http.Handler) http.Handler {
 // sys_id back), makes no second one, and passes.
 func TestDuplicateAnsweredGenerically(t *testing.T) {
 	var refused atomic.Int32
-	sim, base := newSim(t, setup{wrap: genericDuplicates(&refused)})
+	sim, base := newSim(t, setup{opts: snowsim.Options{Hardening: &snowsim.Hardening{GenericDuplicate: true}}, wrap: refusals(t, &refused)})
 	sim.SetFaults(snowsim.Faults{FailNext: &snowsim.FailNext{Count: 1, Table: "interaction", Method: http.MethodPost, Drop: true}})
 	cfg, err := load(t, probeVars(base))
 	rep := doctor.Run(context.Background(), cfg, err, nil)
