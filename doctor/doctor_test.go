@@ -509,13 +509,29 @@ func TestFieldLevelRights(t *testing.T) {
 }
 
 // TestHardenedInstance runs doctor against a simulator with every behaviour
-// of a hardened production instance (but wrap-up): the integration user's
-// role passes everything; a user outside the assigned_to write ACL fails
-// that field, and closing is then refused by the data policy that wants
-// an agent on closed interactions, which the update check explains.
+// of a hardened production instance: the integration user's role passes
+// everything (an active wrap-up is said, not failed); a user outside the
+// assigned_to write ACL fails that field, and closing is then refused by
+// the data policy that wants an agent on closed interactions, which the
+// update check explains.
 func TestHardenedInstance(t *testing.T) {
 	hard := snowsim.AllHardened()
 	hard.WrapUp = false
+	t.Run("wrap-up", func(t *testing.T) {
+		hard := snowsim.AllHardened()
+		sim, base := newSim(t, setup{opts: snowsim.Options{Hardening: &hard}})
+		cfg, err := load(t, map[string]string{"CTIBRIDGE_SN_INSTANCE": base, "CTIBRIDGE_SN_USERNAME": "cti_integration", "CTIBRIDGE_SN_PASSWORD": "cti_integration"})
+		rep := doctor.Run(context.Background(), cfg, err, nil)
+		if !rep.OK {
+			t.Fatalf("doctor failed:\n%s", printed(rep))
+		}
+		if main, _ := testInteractions(t, sim); main["state"] != "wrap_up" {
+			t.Fatalf("test interaction in state %q, want wrap_up (is wrap-up on?)", main["state"])
+		}
+		if c := checks(rep)["interaction fields and states"]; !strings.Contains(c.Detail, "wrap-up configuration is active") {
+			t.Errorf("interaction fields and states: %q does not say closing went through wrap-up", c.Detail)
+		}
+	})
 	t.Run("integration user", func(t *testing.T) {
 		sim, base := newSim(t, setup{opts: snowsim.Options{Hardening: &hard}})
 		cfg, err := load(t, map[string]string{"CTIBRIDGE_SN_INSTANCE": base, "CTIBRIDGE_SN_USERNAME": "cti_integration", "CTIBRIDGE_SN_PASSWORD": "cti_integration"})
