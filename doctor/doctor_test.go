@@ -370,16 +370,8 @@ func TestFieldMapFieldsMustExist(t *testing.T) {
 	}
 }
 
-// isWrite reports whether r writes to table (POST creates, PATCH and PUT
-// update).
-func isWrite(r *http.Request, table, method string) bool {
-	rest, ok := strings.CutPrefix(r.URL.Path, "/api/now/table/"+table)
-	return ok && r.Method == method && (rest == "" || strings.HasPrefix(rest, "/"))
-}
-
 // editBody changes the JSON body of the requests that match before the
-// simulator sees them: what a field-level ACL or a business rule does to a
-// write on an instance, which still answers 2xx with what it stored.
+// simulator sees them.
 func editBody(match func(*http.Request) bool, edit func(map[string]any)) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -408,8 +400,12 @@ func editReply(match func(*http.Request) bool, edit func(map[string]any)) func(h
 			rec := httptest.NewRecorder()
 			next.ServeHTTP(rec, r)
 			body := rec.Body.Bytes()
-			var one struct{ Result map[string]any }
-			var many struct{ Result []map[string]any }
+			var one struct {
+				Result map[string]any `json:"result"`
+			}
+			var many struct {
+				Result []map[string]any `json:"result"`
+			}
 			switch {
 			case json.Unmarshal(body, &one) == nil && one.Result != nil:
 				edit(one.Result)
