@@ -129,7 +129,7 @@ func TestConsoleFollowAFailedCallAndRetryIt(t *testing.T) {
 	// Follow the failed call.
 	step("call page", chromedp.Click(css(`a[href="/console/calls/9400"]`)), chromedp.WaitVisible(css("#call")))
 	page := text("body")
-	for _, want := range []string{"stopped on an error", "403", "User Not Authorized", "create interaction"} {
+	for _, want := range []string{"stopped on an error", "403", "ACL Exception Insert Failed", "create interaction"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("call page lacks %q:\n%s", want, page)
 		}

@@ -244,3 +244,26 @@ func TestHiddenCallersAreWarnedAbout(t *testing.T) {
 		t.Errorf("a contact in a table the user sees is no longer identified: %+v", carla)
 	}
 }
+
+// TestContactsAreSysUserRows: on an instance, customer_contact extends
+// sys_user, so a sys_user query finds contacts too. With the contact table
+// searched, sys_user leaves them to it; with sys_user alone, a contact is
+// still routed as a contact (with its account), never as opened_for.
+func TestContactsAreSysUserRows(t *testing.T) {
+	f := newFixture(t, nil, "", callerid.FinderOptions{})
+	carla := f.find(t, "8015550123")
+	if carla.Contact == "" || carla.Account == "" || carla.User != "" {
+		t.Errorf("default sources: %+v, want Carla as a contact with her account", carla)
+	}
+	if got := f.requests("sys_user"); got != 1 {
+		t.Errorf("%d sys_user requests, want 1", got)
+	}
+	f = newFixture(t, nil, "", callerid.FinderOptions{Sources: []callerid.Source{{Table: "sys_user", Fields: []string{"phone", "mobile_phone", "home_phone"}}}})
+	carla = f.find(t, "8015550123")
+	if carla.Contact == "" || carla.Account == "" || carla.User != "" {
+		t.Errorf("sys_user only: %+v, want Carla routed as a contact by sys_class_name", carla)
+	}
+	if len(carla.Related) == 0 || carla.Related[0].Table != "sn_customerservice_case" {
+		t.Errorf("sys_user only: Carla's cases %+v", carla.Related)
+	}
+}

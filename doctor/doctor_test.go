@@ -45,6 +45,9 @@ type setup struct {
 	// wrap puts a handler in front of the simulator, for instance
 	// behaviours the simulator does not have.
 	wrap func(http.Handler) http.Handler
+	// outsideACL leaves "probe" out of the field-level write ACLs the
+	// integration role is in.
+	outsideACL bool
 }
 
 func newSim(t *testing.T, s setup) (*snowsim.Server, string) {
@@ -63,10 +66,24 @@ func newSim(t *testing.T, s setup) (*snowsim.Server, string) {
 	}
 	d.Roles = map[string]snowsim.Role{"probe": role}
 	d.Users = append(d.Users, snowsim.User{UserName: "probe", Password: "probe-pass", Roles: []string{"probe"}})
+	if !s.outsideACL {
+		for i, acl := range d.FieldACLs {
+			if slices.Contains(acl.Write, "cti_integration") {
+				d.FieldACLs[i].Write = append(slices.Clone(acl.Write), "probe")
+			}
+		}
+	}
 	if s.edit != nil {
 		s.edit(d)
 	}
 	opts := s.opts
+	if opts.Hardening == nil {
+		// The default hardened instance, whose admin enabled the client
+		// credentials grant (the tests of auth methods use it).
+		h := snowsim.DefaultHardening()
+		h.RefuseClientCredentials = false
+		opts.Hardening = &h
+	}
 	opts.Data = d
 	sim := snowsim.New(opts)
 	var h http.Handler = sim
@@ -541,7 +558,8 @@ func TestHardenedInstance(t *testing.T) {
 		}
 	})
 	t.Run("user outside the assigned_to ACL", func(t *testing.T) {
-		_, base := newSim(t, setup{opts: snowsim.Options{Hardening: &hard}})
+		withPolicy := func(d *snowsim.Dataset) { d.DataPolicies = append(d.DataPolicies, snowsim.ClosedNeedsAgentPolicy()) }
+		_, base := newSim(t, setup{opts: snowsim.Options{Hardening: &hard}, outsideACL: true, edit: withPolicy})
 		cfg, err := load(t, probeVars(base))
 		rep := doctor.Run(context.Background(), cfg, err, nil)
 		if rep.OK {

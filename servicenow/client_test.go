@@ -97,10 +97,24 @@ func listOne(t *testing.T, c *servicenow.Client) []servicenow.Record {
 	return recs
 }
 
+// hardenedExcept is the simulator's default, hardened instance with some
+// behaviours changed.
+func hardenedExcept(change func(h *snowsim.Hardening)) snowsim.Options {
+	h := snowsim.DefaultHardening()
+	change(&h)
+	return snowsim.Options{Hardening: &h}
+}
+
+// withoutSessions: an instance session authenticates a request by its cookie
+// alone, so a test of what happens to a token must not have one.
+var withoutSessions = hardenedExcept(func(h *snowsim.Hardening) { h.Sessions = false })
+
 func TestAuthMethods(t *testing.T) {
+	// An instance whose admin enabled the client credentials grant.
+	enabled := hardenedExcept(func(h *snowsim.Hardening) { h.RefuseClientCredentials = false })
 	for name, auth := range map[string]servicenow.Auth{"basic": basic, "oauth password": password, "oauth client credentials": clientCreds} {
 		t.Run(name, func(t *testing.T) {
-			e := newEnv(t, snowsim.Options{}, auth)
+			e := newEnv(t, enabled, auth)
 			listOne(t, e.c)
 			listOne(t, e.c)
 			if auth.Method != servicenow.AuthBasic && e.oauthCalls("login") != 1 {
@@ -143,7 +157,7 @@ func TestExpiredTokenIsRenewedUnnoticed(t *testing.T) {
 }
 
 func TestRevokedTokenRetriedOnceWithAFreshOne(t *testing.T) {
-	e := newEnv(t, snowsim.Options{}, password)
+	e := newEnv(t, withoutSessions, password)
 	listOne(t, e.c)
 	e.sim.RevokeAccessTokens() // the next request gets a 401
 	listOne(t, e.c)
@@ -153,7 +167,7 @@ func TestRevokedTokenRetriedOnceWithAFreshOne(t *testing.T) {
 }
 
 func TestRefusedRefreshTokenLeadsToFreshLogin(t *testing.T) {
-	e := newEnv(t, snowsim.Options{}, password)
+	e := newEnv(t, withoutSessions, password)
 	listOne(t, e.c)
 	e.sim.RevokeAccessTokens()
 	e.sim.RevokeRefreshTokens()
@@ -258,7 +272,7 @@ func TestPermissionDeniedNamesTableAndOperation(t *testing.T) {
 	if !errors.As(err, &se) || se.Status != 403 || se.Temporary() || se.Table != "interaction" || se.Op != "delete" {
 		t.Fatalf("err = %#v, want a permanent 403 on delete interaction", err)
 	}
-	if msg := err.Error(); !strings.Contains(msg, "delete interaction") || !strings.Contains(msg, "User Not Authorized") {
+	if msg := err.Error(); !strings.Contains(msg, "delete interaction") || !strings.Contains(msg, "Operation Failed") || !strings.Contains(msg, "ACL Exception Delete Failed") {
 		t.Errorf("message %q should name the operation, table and ServiceNow's message", msg)
 	}
 	e.mu.Lock()

@@ -74,7 +74,7 @@ var situations = map[string]func(t *testing.T) resp{
 		return s.do("POST", "/api/now/table/interaction", cti, body)
 	},
 	"403-data-policy": func(t *testing.T) resp {
-		s := hardened(t)
+		s := hardened(t, withAgentPolicy)
 		id := s.do("POST", "/api/now/table/interaction", cti, map[string]any{"type": "phone", "state": "on_hold"}).result()["sys_id"].(string)
 		return s.do("PATCH", "/api/now/table/interaction/"+id, cti, map[string]any{"state": "closed_complete"})
 	},
@@ -86,6 +86,14 @@ var situations = map[string]func(t *testing.T) resp{
 	"201-choice-replaced": func(t *testing.T) resp {
 		return hardened(t).do("POST", "/api/now/table/interaction", cti, map[string]any{"type": "phone", "state": "closed"})
 	},
+}
+
+// withAgentPolicy adds the data policy that wants an agent on closed
+// interactions (not in the default dataset: no instance comes with it).
+func withAgentPolicy(o *snowsim.Options) {
+	d := snowsim.DefaultDataset()
+	d.DataPolicies = append(d.DataPolicies, snowsim.ClosedNeedsAgentPolicy())
+	o.Data = d
 }
 
 func hardened(t *testing.T, change ...func(*snowsim.Options)) *sim {

@@ -333,16 +333,23 @@ var intlNumbers = []string{
 //   - Paula Portal, csm_consumer_user (a plain sys_user without
 //     Hardening.TableHierarchy), mobile_phone "(801) 555-0166"
 //
-// It also declares what a hardened instance adds, applied only with the
-// matching Hardening switches: a data policy (an interaction closed
-// complete needs assigned_to) and a field ACL (only itil, cti_integration
-// and admin may set interaction.assigned_to).
+// It also declares a field ACL (only itil, cti_integration and admin may
+// set interaction.assigned_to), applied with Hardening.FieldRules. It has no
+// data policy: none comes with an instance, and one that makes assigned_to
+// mandatory on close would refuse, rightly, every call whose agent has no
+// ServiceNow user; ClosedNeedsAgentPolicy is that policy, for datasets and
+// tests that want it.
 func DefaultDataset() *Dataset {
 	d := GenerateDataset(300, 1)
-	d.DataPolicies = []DataPolicy{{Name: "Closed interactions have an agent", Table: "interaction", When: "state=closed_complete",
-		Mandatory: []string{"assigned_to"}}}
 	d.FieldACLs = []FieldACL{{Table: "interaction", Field: "assigned_to", Write: []string{"itil", "cti_integration"}}}
 	return d
+}
+
+// ClosedNeedsAgentPolicy is a data policy some instances add: an
+// interaction closed complete needs assigned_to.
+func ClosedNeedsAgentPolicy() DataPolicy {
+	return DataPolicy{Name: "Closed interactions have an agent", Table: "interaction", When: "state=closed_complete",
+		Mandatory: []string{"assigned_to"}}
 }
 
 // GenerateDataset builds a deterministic dataset with the fixed records of

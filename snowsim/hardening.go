@@ -68,9 +68,15 @@ type Hardening struct {
 	ACLErrorText bool `json:"aclErrorText" yaml:"aclErrorText"`
 }
 
-// DefaultHardening is what a simulator does when Options.Hardening is nil.
+// DefaultHardening is what a simulator does when Options.Hardening is nil:
+// every behaviour of a hardened production instance, so that what passes
+// against the simulator passes against an instance. WrapUp stays off: it
+// is an instance's configuration, not hardening, and Options or a dataset
+// turns it on.
 func DefaultHardening() Hardening {
-	return Hardening{}
+	h := AllHardened()
+	h.WrapUp = false
+	return h
 }
 
 // AllHardened turns on every behaviour of a hardened production instance.

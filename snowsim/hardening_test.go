@@ -239,7 +239,9 @@ func TestHiddenRows(t *testing.T) {
 }
 
 func TestDataPolicies(t *testing.T) {
-	s := start(t, with(func(h *snowsim.Hardening) { h.DataPolicies = true }))
+	o := with(func(h *snowsim.Hardening) { h.DataPolicies = true })
+	withAgentPolicy(&o)
+	s := start(t, o)
 	id := s.do("POST", "/api/now/table/interaction", cti, map[string]any{"type": "phone", "state": "work_in_progress"}).result()["sys_id"].(string)
 	r := s.do("PATCH", "/api/now/table/interaction/"+id, cti, map[string]any{"state": "closed_complete"})
 	want := map[string]any{"error": map[string]any{"message": "Operation Failed", "detail": "Data Policy Exception: The following fields are mandatory: Assigned to"}, "status": "failure"}
