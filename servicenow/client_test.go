@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -566,30 +565,14 @@ func TestHTMLReplyIsTransient(t *testing.T) {
 // rule on every reply. The client keeps one session and sizes its budget to
 // nine tenths of the rule.
 func TestOneSessionAndTheInstancesRateLimit(t *testing.T) {
-	e := newEnv(t, snowsim.Options{}, basic)
-	var mu sync.Mutex
-	sessions := 0
-	e.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, err := r.Cookie("JSESSIONID"); err != nil {
-			mu.Lock()
-			sessions++
-			n := sessions
-			mu.Unlock()
-			http.SetCookie(w, &http.Cookie{Name: "JSESSIONID", Value: fmt.Sprint("s", n), Path: "/", HttpOnly: true})
-		}
-		w.Header().Set("X-RateLimit-Limit", "1000")
-		w.Header().Set("X-RateLimit-Rule", "integration users")
-		e.sim.ServeHTTP(w, r)
-	})
+	e := newEnv(t, snowsim.Options{Faults: snowsim.Faults{RateLimitPerHour: 1000}}, basic)
 	for range 20 {
 		if _, err := e.c.List(context.Background(), "sys_user", servicenow.ListOptions{Query: "user_name=jdoe", Limit: 1}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if sessions != 1 {
-		t.Errorf("%d sessions opened on the instance for 20 requests, want 1", sessions)
+	if n := e.sim.Stats().SessionsCreated; n != 1 {
+		t.Errorf("%d sessions opened on the instance for 20 requests, want 1", n)
 	}
 	if b := e.c.Budget(); b.InstanceLimit != 1000 || b.LimitPerHour != 900 {
 		t.Errorf("budget %+v, want the instance's 1000/h seen and 900/h in force", b)
