@@ -64,11 +64,12 @@ func crashDatabase(t *testing.T, dsn string) (string, *sql.DB) {
 	return u.String(), db
 }
 
-// leaseConfig writes a configuration file that sets lifecycle.lease.
+// leaseConfig writes a configuration file that sets lifecycle.lease, and
+// jobTimeout to half of it.
 func leaseConfig(t *testing.T, lease time.Duration) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "ctibridge.yaml")
-	if err := os.WriteFile(path, []byte(fmt.Sprintf("lifecycle:\n  lease: %s\n", lease)), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(fmt.Sprintf("lifecycle:\n  lease: %s\n  jobTimeout: %s\n", lease, lease/2)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return path
