@@ -80,8 +80,10 @@ type lease struct {
 	until, version  int64
 }
 
+// leases lists the calls leased now; leases are kept on the database's clock.
 func leases(db *sql.DB) ([]lease, error) {
-	rows, err := db.Query(`SELECT master_id, lease_owner, lease_until, version FROM contacts WHERE lease_until > $1`, time.Now().UnixMilli())
+	rows, err := db.Query(`SELECT master_id, lease_owner, lease_until, version FROM contacts
+		WHERE lease_until > (extract(epoch from clock_timestamp()) * 1000)::bigint`)
 	if err != nil {
 		return nil, err
 	}

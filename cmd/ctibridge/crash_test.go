@@ -309,12 +309,14 @@ func (s *studio) status(id string) (lifecycle.Status, error) {
 }
 
 // waitSynced polls the bridges until every call is in sync with ServiceNow,
-// and returns their statuses; on timeout it says which calls are behind.
+// and returns their statuses; on timeout it says which calls are behind. It
+// is called once every event was acknowledged, so a parked call (one that
+// waits for an operator) fails it at once.
 func (s *studio) waitSynced(calls []*plannedCall, timeout time.Duration) (map[string]lifecycle.Status, error) {
 	deadline := time.Now().Add(timeout)
 	out := map[string]lifecycle.Status{}
 	for {
-		var behind []string
+		var behind, parked []string
 		for _, c := range calls {
 			if _, ok := out[c.id]; ok {
 				continue
@@ -326,12 +328,20 @@ func (s *studio) waitSynced(calls []*plannedCall, timeout time.Duration) (map[st
 			case st.InSync:
 				out[c.id] = st
 			default:
-				behind = append(behind, fmt.Sprintf("%s: %d events, desired %s, confirmed %q, attempts %d, parked %v, last error %q",
-					c.id, st.Events, st.DesiredState, st.ConfirmedState, st.Attempts, st.Parked, st.LastError))
+				line := fmt.Sprintf("%s: %d events, desired %s, confirmed %q, attempts %d, parked %v, last error %q",
+					c.id, st.Events, st.DesiredState, st.ConfirmedState, st.Attempts, st.Parked, st.LastError)
+				behind = append(behind, line)
+				if st.Parked {
+					parked = append(parked, line)
+				}
 			}
 		}
 		if len(behind) == 0 {
 			return out, nil
+		}
+		if len(parked) > 0 {
+			return out, fmt.Errorf("%d of %d calls parked (they wait for an operator), e.g.:\n  %s", len(parked), len(calls),
+				strings.Join(parked[:min(len(parked), 10)], "\n  "))
 		}
 		if time.Now().After(deadline) {
 			return out, fmt.Errorf("%d of %d calls not in sync after %s, e.g.:\n  %s", len(behind), len(calls), timeout,
