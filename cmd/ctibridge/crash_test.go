@@ -94,10 +94,11 @@ func (c *plannedCall) wantState() string {
 // transfer to an agent, or the end of the call.
 type noteSlot struct {
 	want string // the text once every event is known
-	// also is the text the bridge writes when it writes the note before a
-	// late event arrives (a transfer before the answer, a release before
-	// the answer): the same note, describing the call as it knew it then.
-	also func(text string) bool
+	// early are the texts the bridge writes when it writes the note before
+	// a late event arrives (a transfer before the answer or an earlier
+	// transfer, a release before the answer): the same note, describing
+	// the call as it knew it then.
+	early []string
 }
 
 // noteSlots are the work notes the call's interaction must carry, each once.
@@ -105,17 +106,19 @@ func (c *plannedCall) noteSlots() []noteSlot {
 	var out []noteSlot
 	for i := 1; i < len(c.agents); i++ {
 		to := " to " + c.agents[i].label() + "."
-		out = append(out, noteSlot{want: "ctibridge: call transferred from " + c.agents[i-1].label() + to, also: func(n string) bool {
-			return strings.HasPrefix(n, "ctibridge: call transferred from ") && strings.HasSuffix(n, to)
-		}})
+		slot := noteSlot{want: "ctibridge: call transferred from " + c.agents[i-1].label() + to,
+			early: []string{"ctibridge: call transferred from the queue" + to}}
+		for _, a := range c.agents[:i-1] {
+			slot.early = append(slot.early, "ctibridge: call transferred from "+a.label()+to)
+		}
+		out = append(out, slot)
 	}
 	tail := fmt.Sprintf(" reason: %s; disposition: %s; notes: %s", c.release[0], c.release[1], c.release[2])
-	ended, hungUp := "ctibridge: call ended."+tail, "ctibridge: caller hung up before an agent answered."+tail
-	want := ended
+	hungUp := "ctibridge: caller hung up before an agent answered." + tail
 	if !c.answered() {
-		want = hungUp
+		return append(out, noteSlot{want: hungUp})
 	}
-	return append(out, noteSlot{want: want, also: func(n string) bool { return n == ended || n == hungUp }})
+	return append(out, noteSlot{want: "ctibridge: call ended." + tail, early: []string{hungUp}})
 }
 
 // planCalls generates n calls. About a fifth are abandoned (queued and
@@ -416,7 +419,7 @@ func verifyCalls(t *testing.T, sim *snowsim.Server, calls []*plannedCall, status
 			for _, n := range strings.Split(j.Value, "\n\n") {
 				notesSeen++
 				for k, slot := range slots {
-					if n == slot.want || slot.also(n) {
+					if n == slot.want || slices.Contains(slot.early, n) {
 						count[k]++
 						if n != slot.want {
 							stale = append(stale, fmt.Sprintf("%s (stamped %v, agents %v): %q, now %q", c.id, c.stamped, c.agentNames(), n, slot.want))
