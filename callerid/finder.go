@@ -61,7 +61,7 @@ type Finder struct {
 	flight singleflight.Group // one lookup per number (and per caller's tasks) at a time
 
 	mu       sync.Mutex
-	cache    map[string]cached // by E.164 number, and "tasks:" + caller for open tasks
+	cache    map[string]cached    // by E.164 number, and "tasks:" + caller for open tasks
 	disabled map[string]time.Time // table → skipped until
 }
 
