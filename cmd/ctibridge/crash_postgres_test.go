@@ -141,6 +141,7 @@ func TestThreeBridgesOnePostgresOneKilled(t *testing.T) {
 			if st.acked.Load() >= total/3 {
 				ls, err := leases(db)
 				if err != nil {
+					st.aborted.Store(true)
 					killed <- kill{err: err}
 					return
 				}
@@ -354,7 +355,12 @@ func TestPostgresRestartedMidRun(t *testing.T) {
 	outc := make(chan outage, 1)
 	go func() {
 		var o outage
-		defer func() { outc <- o }()
+		defer func() {
+			if o.err != nil {
+				st.aborted.Store(true)
+			}
+			outc <- o
+		}()
 		if !waitFor(2*time.Minute, func() bool { return st.acked.Load() >= total/3 }) {
 			o.err = fmt.Errorf("only %d of %d events acknowledged before the stop", st.acked.Load(), total)
 			return

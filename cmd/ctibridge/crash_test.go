@@ -200,6 +200,7 @@ type studio struct {
 	bridges  []string // base URLs
 	deadline time.Duration
 
+	aborted     atomic.Bool  // set when the test has failed: stop retrying
 	acked       atomic.Int64 // 2xx answers
 	refused     atomic.Int64 // no answer: connection refused or broken
 	unavailable atomic.Int64 // 5xx answers
@@ -217,6 +218,9 @@ func (s *studio) post(c *plannedCall, ev studioEvent, first int) error {
 	give := time.Now().Add(s.deadline)
 	var last string
 	for attempt := 0; ; attempt++ {
+		if s.aborted.Load() {
+			return fmt.Errorf("%s %s: sending stopped, the test failed", c.id, ev.kind)
+		}
 		if time.Now().After(give) {
 			return fmt.Errorf("%s %s was never accepted in %s; last answer: %s", c.id, ev.kind, s.deadline, last)
 		}
@@ -675,6 +679,7 @@ func TestCrashLoopSQLite(t *testing.T) {
 				}
 			}
 			if err := restart(); err != nil {
+				st.aborted.Store(true)
 				killerDone <- err
 				return
 			}
