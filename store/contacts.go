@@ -104,7 +104,9 @@ func (s *DB) AddEvent(ctx context.Context, ev Event, sysID string) (c Contact, a
 // Claim takes the contact that is due soonest and leases it to owner until
 // now+lease, so no other worker (in this process or another bridge) works on
 // it meanwhile. It returns nil when nothing is due. On PostgreSQL, now is the
-// database's clock (see withClock).
+// database's clock (see withClock). The lease and the read of the contact's
+// events are one transaction: a claim whose events cannot be read (the
+// database went away in between) does not hold the contact for a lease.
 func (s *DB) Claim(ctx context.Context, owner string, lease time.Duration) (*Contact, []Event, error) {
 	lock := ""
 	if s.dialect == postgres {
@@ -115,19 +117,29 @@ func (s *DB) Claim(ctx context.Context, owner string, lease time.Duration) (*Con
 			WHERE version > synced_version AND parked = 0 AND next_attempt_at <= {{now}} AND lease_until < {{now}}
 			ORDER BY next_attempt_at LIMIT 1`+lock+`)
 		RETURNING `+contactCols, s.now(), owner, lease.Milliseconds())
-	row := s.db.QueryRowContext(ctx, q, args...)
-	c, err := scanContact(row)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil, nil
+	var claimed *Contact
+	var evs []Event
+	var evErr error
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		c, err := scanContact(tx.QueryRowContext(ctx, q, args...))
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		evs, evErr = queryAll(ctx, tx, "claim: events of "+c.MasterID, scanEvent,
+			`SELECT `+eventCols+` FROM events WHERE master_id = $1 ORDER BY id`, c.MasterID)
+		claimed = &c
+		return evErr
+	})
+	if evErr != nil {
+		return nil, nil, evErr
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: claim: %w", err)
 	}
-	evs, err := s.events(ctx, c.MasterID)
-	if err != nil {
-		return nil, nil, err
-	}
-	return &c, evs, nil
+	return claimed, evs, nil
 }
 
 // Done records that ServiceNow now reflects the contact up to syncedVersion and
@@ -270,8 +282,13 @@ func (s *DB) Contacts(ctx context.Context, f ContactFilter) ([]Contact, error) {
 	return queryAll(ctx, s.db, "list contacts", scanContact, q, args...)
 }
 
+// querier is a database or a transaction.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
 // queryAll runs a query and scans every row with scan.
-func queryAll[T any](ctx context.Context, db *sql.DB, what string, scan func(interface{ Scan(...any) error }) (T, error), q string, args ...any) ([]T, error) {
+func queryAll[T any](ctx context.Context, db querier, what string, scan func(interface{ Scan(...any) error }) (T, error), q string, args ...any) ([]T, error) {
 	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: %s: %w", what, err)

@@ -104,6 +104,7 @@ func TestStore(t *testing.T) {
 		"DeferBacksOffAndParks":      testDeferBacksOffAndParks,
 		"DeferDoesNotParkNewEvent":   testDeferDoesNotParkNewEvent,
 		"ExpiredLeaseIsReclaimed":    testExpiredLeaseIsReclaimed,
+		"FailedClaimHoldsNothing":    testFailedClaimHoldsNothing,
 		"ReleaseLeasesAfterCrash":    testReleaseLeasesAfterCrash,
 		"ConcurrentClaimsNeverShare": testConcurrentClaimsNeverShare,
 		"EventsSurviveReopen":        testEventsSurviveReopen,
@@ -173,6 +174,26 @@ func testAddEventDedupes(t *testing.T, b bundle) {
 	_, evs, err := b.db.Contact(b.ctx, "m1")
 	if err != nil || len(evs) != 2 || evs[0].Kind != "queued" || evs[1].Kind != "answered" {
 		t.Fatalf("events = %+v, %v; want queued then answered", evs, err)
+	}
+}
+
+// testFailedClaimHoldsNothing: a claim whose events cannot be read (the
+// database went away between taking the lease and the read) leaves the call
+// unleased, so the next claim takes it at once rather than after the lease.
+func testFailedClaimHoldsNothing(t *testing.T, b bundle) {
+	mustAdd(t, b, ev("m1", "queued", "q"))
+	if _, err := b.db.db.ExecContext(b.ctx, `ALTER TABLE events RENAME TO events_away`); err != nil {
+		t.Fatal(err)
+	}
+	c, _, err := b.db.Claim(b.ctx, "w1", time.Minute)
+	if err == nil || c != nil {
+		t.Fatalf("claim with unreadable events = %+v, %v; want an error and no contact", c, err)
+	}
+	if _, err := b.db.db.ExecContext(b.ctx, `ALTER TABLE events_away RENAME TO events`); err != nil {
+		t.Fatal(err)
+	}
+	if c, evs := mustClaim(t, b, "w2"); c == nil || c.MasterID != "m1" || len(evs) != 1 {
+		t.Fatalf("after the failed claim: %+v with %d events; want m1 claimable at once", c, len(evs))
 	}
 }
 
