@@ -313,7 +313,10 @@ func failed(st step, err error) error { return &stepError{st, err} }
 
 // sync brings ServiceNow in line with the call. It returns the synced state
 // reached, also on error, so progress survives a failed attempt.
-func (r *Reconciler) sync(ctx context.Context, masterID, sysID string, call Call, s synced) (synced, error) {
+//
+// save, if not nil, stores the synced state while the attempt holds its
+// lease: it is called before writes that must not be repeated.
+func (r *Reconciler) sync(ctx context.Context, masterID, sysID string, call Call, s synced, save func(synced) error) (synced, error) {
 	if s.SysID == "" {
 		s.SysID = sysID
 	}
@@ -382,6 +385,25 @@ func (r *Reconciler) sync(ctx context.Context, masterID, sysID string, call Call
 			s.Writer = current["sys_created_by"]
 		}
 	}
+	// Writes that must not be repeated (notes append to a journal; links
+	// may only be created) are recorded as under way before they are sent:
+	// if the process dies before their outcome is stored, the next attempt
+	// settles them as it settles a lost reply, instead of writing twice.
+	priorLinks := slices.Clone(s.RelatedUnsure)
+	links := r.pendingLinks(s)
+	if len(pending) > 0 || len(links) > 0 {
+		for _, n := range pending {
+			s.NotesUnsure = appendNew(s.NotesUnsure, n.key)
+		}
+		for _, k := range links {
+			s.RelatedUnsure = appendNew(s.RelatedUnsure, k)
+		}
+		if save != nil {
+			if err := save(s); err != nil {
+				return s, err
+			}
+		}
+	}
 	if len(patch) > 0 || len(pending) > 0 {
 		send := maps.Clone(patch)
 		addNotes(send, pending)
@@ -389,16 +411,16 @@ func (r *Reconciler) sync(ctx context.Context, masterID, sysID string, call Call
 		// blind, so a lost reply cannot write a note twice.
 		rec, err := r.sn.patch(ctx, r.cfg.Table, s.SysID, send, len(pending) > 0)
 		if err != nil {
-			if mayHaveApplied(err) {
-				for _, n := range pending {
-					s.NotesUnsure = append(s.NotesUnsure, n.key)
-				}
-				if len(pending) == 0 {
-					s.ModCount = "" // unknown until read back
-				}
+			if !mayHaveApplied(err) {
+				s.NotesUnsure = slices.DeleteFunc(s.NotesUnsure, func(k string) bool {
+					return slices.ContainsFunc(pending, func(n note) bool { return n.key == k })
+				})
+			} else if len(pending) == 0 {
+				s.ModCount = "" // unknown until read back
 			}
 			return s, failed(stepUpdate, err)
 		}
+		s.NotesUnsure = nil
 		if s.Fields == nil {
 			s.Fields = map[string]string{}
 		}
@@ -410,10 +432,18 @@ func (r *Reconciler) sync(ctx context.Context, masterID, sysID string, call Call
 			s.ModCount = mc
 		}
 	}
-	if err := r.linkRelated(ctx, &s); err != nil {
+	if err := r.linkRelated(ctx, &s, priorLinks); err != nil {
 		return s, failed(stepRelated, err)
 	}
 	return s, later
+}
+
+// appendNew appends k unless list holds it.
+func appendNew(list []string, k string) []string {
+	if slices.Contains(list, k) {
+		return list
+	}
+	return append(list, k)
 }
 
 // errNoAnswerYet: a lookup did not answer within LookupWait.
@@ -598,12 +628,28 @@ func addNotes(fields map[string]string, pending []note) {
 	fields["work_notes"] = strings.Join(texts, "\n\n")
 }
 
+// pendingLinks lists the related records still to link, as table:sys_id.
+func (r *Reconciler) pendingLinks(s synced) []string {
+	if s.Caller == nil {
+		return nil
+	}
+	var out []string
+	for _, t := range s.Caller.Related {
+		if key := t.Table + ":" + t.SysID; !slices.Contains(s.Related, key) {
+			out = append(out, key)
+		}
+	}
+	return out
+}
+
 // linkRelated creates one interaction_related_record per open task of the
 // caller. The record's sys_id is derived, so a retried job cannot link twice.
-// A link whose create may have been applied without a reply is remembered:
-// the integration user may only create these records, not read them, so a
-// later refusal of the same sys_id is taken as that create's success.
-func (r *Reconciler) linkRelated(ctx context.Context, s *synced) error {
+// A link whose create may have been applied without its outcome recorded
+// (a lost reply, a process killed mid-write: prior holds those of earlier
+// attempts) may be refused as a duplicate; the integration user may only
+// create these records, not read them, so such a refusal is taken as that
+// create's success, with a warning.
+func (r *Reconciler) linkRelated(ctx context.Context, s *synced, prior []string) error {
 	if s.Caller == nil || len(s.Caller.Related) == 0 {
 		return nil
 	}
@@ -612,21 +658,19 @@ func (r *Reconciler) linkRelated(ctx context.Context, s *synced) error {
 		if slices.Contains(s.Related, key) {
 			continue
 		}
-		unsure := slices.Contains(s.RelatedUnsure, key)
 		res, err := r.sn.insert(ctx, "interaction_related_record", relatedSysID(s.SysID, t.Table, t.SysID), map[string]string{
 			"interaction": s.SysID, "document_table": t.Table, "document_id": t.SysID, "task": t.SysID, "type": "task",
-		}, unsure)
+		}, slices.Contains(prior, key))
 		switch {
 		case err != nil && mayHaveApplied(err):
-			if !unsure {
-				s.RelatedUnsure = append(s.RelatedUnsure, key)
-			}
+			s.RelatedUnsure = appendNew(s.RelatedUnsure, key)
 			return err
 		case err != nil && !errors.Is(err, errExists):
+			s.RelatedUnsure = slices.DeleteFunc(s.RelatedUnsure, func(k string) bool { return k == key }) // not made
 			return err
 		case res.unconfirmed && r.warn != nil:
 			r.warn.Warn(ctx, "related-unconfirmed", string(stepRelated), fmt.Sprintf(
-				"ServiceNow refused to link %s %s to interaction %s again after an earlier attempt's reply was lost, and the integration user may not "+
+				"ServiceNow refused to link %s %s to interaction %s again after an earlier attempt's outcome was lost, and the integration user may not "+
 					"read interaction_related_record to check: ctibridge takes the link as made. Grant read on interaction_related_record to confirm such links.",
 				t.Table, t.Number, s.Number), r.cfg.WarnWindow)
 		}

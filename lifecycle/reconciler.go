@@ -252,7 +252,8 @@ func (r *Reconciler) RunOnce(ctx context.Context, owner string) (bool, error) {
 		var call Call
 		call, err = Summarize(c.MasterID, evs)
 		if err == nil {
-			s, err = r.sync(jctx, c.MasterID, c.SysID, call, s)
+			save := func(s synced) error { return r.db.Checkpoint(jctx, owner, c.MasterID, s.encode()) }
+			s, err = r.sync(jctx, c.MasterID, c.SysID, call, s, save)
 		}
 	}
 	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)

@@ -138,7 +138,7 @@ func TestRewrittenValueIsWarnedNotRewritten(t *testing.T) {
 	r.cfg.States = States{New: "new", WorkInProgress: "work_in_progress", ClosedComplete: "closed", ClosedAbandoned: "closed_abandoned"}
 	r.cfg.defaults()
 	call := Call{Queued: &Event{Kind: Queued, ANI: "+18015550100"}, Agents: []Event{{Kind: Answered, AgentID: "1"}}, Released: &Event{Kind: Released}}
-	s, err := r.sync(ctx, "m1", "0123456789abcdef0123456789abcdef", call, synced{})
+	s, err := r.sync(ctx, "m1", "0123456789abcdef0123456789abcdef", call, synced{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func TestRewrittenValueIsWarnedNotRewritten(t *testing.T) {
 	}
 	before := sn.patches
 	for range 3 { // later attempts of the same call
-		if s, err = r.sync(ctx, "m1", "0123456789abcdef0123456789abcdef", call, s); err != nil {
+		if s, err = r.sync(ctx, "m1", "0123456789abcdef0123456789abcdef", call, s, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

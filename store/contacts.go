@@ -149,6 +149,21 @@ func (s *DB) Done(ctx context.Context, owner, masterID string, syncedVersion int
 		syncedVersion, string(synced))
 }
 
+// Checkpoint stores the progress of an attempt (synced) while owner keeps
+// the lease: a worker records writes it is about to send that must not be
+// repeated, so that whoever works on the call next, after a crash, knows
+// to check them first. ErrLeaseLost if the lease is no longer owner's.
+func (s *DB) Checkpoint(ctx context.Context, owner, masterID string, synced []byte) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE contacts SET synced = $3 WHERE master_id = $1 AND lease_owner = $2`, masterID, owner, string(synced))
+	if err != nil {
+		return fmt.Errorf("store: checkpoint %s: %w", masterID, err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("store: checkpoint %s: %w", masterID, ErrLeaseLost)
+	}
+	return nil
+}
+
 // Defer records a failed attempt: progress made (synced), the error, and when to
 // try again. A parked contact is not tried again until Retry or a new event.
 //
