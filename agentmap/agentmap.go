@@ -12,12 +12,12 @@ package agentmap
 import (
 	"context"
 	"fmt"
+	"github.com/ctibridge/ctibridge"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/ctibridge/ctibridge/lifecycle"
 	"github.com/ctibridge/ctibridge/servicenow"
 )
 
@@ -28,7 +28,7 @@ const (
 	ByEmail    = "email"
 )
 
-// Finder implements lifecycle.AgentFinder.
+// Finder implements ctibridge.AgentFinder.
 type Finder struct {
 	sn         *servicenow.Client
 	strategies []string
@@ -43,7 +43,7 @@ type Finder struct {
 }
 
 type cached struct {
-	user    lifecycle.AgentUser
+	user    ctibridge.AgentUser
 	expires time.Time
 }
 
@@ -86,9 +86,9 @@ func (f *Finder) MapFileError() error {
 	return f.file.Err()
 }
 
-// FindAgent implements lifecycle.AgentFinder.
-func (f *Finder) FindAgent(ctx context.Context, a lifecycle.Agent) (lifecycle.AgentUser, error) {
-	key := a.ID + "|" + strings.ToLower(a.UserName) + "|" + strings.ToLower(a.Email)
+// FindAgent implements ctibridge.AgentFinder.
+func (f *Finder) FindAgent(ctx context.Context, a ctibridge.Agent) (ctibridge.AgentUser, error) {
+	key := a.Key()
 	if f.file != nil && f.file.Changed() {
 		f.mu.Lock()
 		clear(f.cache) // the map changed: earlier answers may be wrong now
@@ -104,7 +104,7 @@ func (f *Finder) FindAgent(ctx context.Context, a lifecycle.Agent) (lifecycle.Ag
 	f.misses.Add(1)
 	u, err := f.lookup(ctx, a)
 	if err != nil {
-		return lifecycle.AgentUser{}, err
+		return ctibridge.AgentUser{}, err
 	}
 	f.mu.Lock()
 	f.cache[key] = cached{user: u, expires: f.now().Add(f.ttl)}
@@ -112,10 +112,10 @@ func (f *Finder) FindAgent(ctx context.Context, a lifecycle.Agent) (lifecycle.Ag
 	return u, nil
 }
 
-func (f *Finder) lookup(ctx context.Context, a lifecycle.Agent) (lifecycle.AgentUser, error) {
+func (f *Finder) lookup(ctx context.Context, a ctibridge.Agent) (ctibridge.AgentUser, error) {
 	for _, s := range f.strategies {
 		var (
-			u   lifecycle.AgentUser
+			u   ctibridge.AgentUser
 			err error
 		)
 		switch s {
@@ -127,7 +127,7 @@ func (f *Finder) lookup(ctx context.Context, a lifecycle.Agent) (lifecycle.Agent
 			if !ok {
 				continue
 			}
-			if isSysID(target) {
+			if servicenow.IsSysID(target) {
 				u, err = f.user(ctx, "sys_id", target)
 			} else {
 				u, err = f.user(ctx, "user_name", target)
@@ -144,19 +144,19 @@ func (f *Finder) lookup(ctx context.Context, a lifecycle.Agent) (lifecycle.Agent
 			u, err = f.user(ctx, "email", a.Email)
 		}
 		if err != nil {
-			return lifecycle.AgentUser{}, fmt.Errorf("map agent %s by %s: %w", a.ID, s, err)
+			return ctibridge.AgentUser{}, fmt.Errorf("map agent %s by %s: %w", a.ID, s, err)
 		}
 		if u.SysID != "" {
 			u.How = s
 			return u, nil
 		}
 	}
-	return lifecycle.AgentUser{}, nil
+	return ctibridge.AgentUser{}, nil
 }
 
 // user finds one active sys_user by a field. More than one match is treated as
 // no match: assigning the call to the wrong person is worse than to no one.
-func (f *Finder) user(ctx context.Context, field, value string) (lifecycle.AgentUser, error) {
+func (f *Finder) user(ctx context.Context, field, value string) (ctibridge.AgentUser, error) {
 	q := servicenow.Query().Eq("active", "true")
 	if field == "email" {
 		// Table API equality is case-insensitive on most instances, but not
@@ -167,32 +167,20 @@ func (f *Finder) user(ctx context.Context, field, value string) (lifecycle.Agent
 	}
 	qs, err := q.Encode()
 	if err != nil {
-		return lifecycle.AgentUser{}, err
+		return ctibridge.AgentUser{}, err
 	}
 	recs, err := f.sn.List(ctx, "sys_user", servicenow.ListOptions{
 		Query: qs, Fields: []string{"sys_id", "user_name", "name", "email"}, Limit: 2, NoCount: true,
 	})
 	if err != nil {
-		return lifecycle.AgentUser{}, err
+		return ctibridge.AgentUser{}, err
 	}
 	if len(recs) != 1 {
-		return lifecycle.AgentUser{}, nil
+		return ctibridge.AgentUser{}, nil
 	}
 	name := recs[0].Get("name")
 	if name == "" {
 		name = recs[0].Get("user_name")
 	}
-	return lifecycle.AgentUser{SysID: recs[0].SysID(), Name: name}, nil
-}
-
-func isSysID(s string) bool {
-	if len(s) != 32 {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f') {
-			return false
-		}
-	}
-	return true
+	return ctibridge.AgentUser{SysID: recs[0].SysID(), Name: name}, nil
 }

@@ -2,6 +2,7 @@ package agentmap_test
 
 import (
 	"context"
+	"github.com/ctibridge/ctibridge"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -9,7 +10,6 @@ import (
 	"time"
 
 	"github.com/ctibridge/ctibridge/agentmap"
-	"github.com/ctibridge/ctibridge/lifecycle"
 	"github.com/ctibridge/ctibridge/servicenow"
 	"github.com/ctibridge/ctibridge/snowsim"
 )
@@ -43,7 +43,7 @@ func userID(sim *snowsim.Server, name string) string {
 	return ""
 }
 
-func find(t *testing.T, f *agentmap.Finder, a lifecycle.Agent) lifecycle.AgentUser {
+func find(t *testing.T, f *agentmap.Finder, a ctibridge.Agent) ctibridge.AgentUser {
 	t.Helper()
 	u, err := f.FindAgent(context.Background(), a)
 	if err != nil {
@@ -61,17 +61,17 @@ func TestStrategies(t *testing.T) {
 	f, sim := setup(t, agentmap.Options{MapFile: csvPath})
 	for _, tc := range []struct {
 		name string
-		a    lifecycle.Agent
+		a    ctibridge.Agent
 		want string // user_name, "" = unmapped
 		how  string
 	}{
-		{"map to user_name", lifecycle.Agent{ID: "5001", UserName: "jdoe"}, "ckent", agentmap.ByMap},
-		{"map to sys_id", lifecycle.Agent{ID: "5002"}, "dprince", agentmap.ByMap},
-		{"user name", lifecycle.Agent{ID: "9", UserName: "asmith"}, "asmith", agentmap.ByUserName},
-		{"e-mail, any case", lifecycle.Agent{ID: "9", Email: "BWayne@Example.COM"}, "bwayne", agentmap.ByEmail},
-		{"user name wins over e-mail", lifecycle.Agent{UserName: "jdoe", Email: "asmith@example.com"}, "jdoe", agentmap.ByUserName},
-		{"unknown", lifecycle.Agent{ID: "77", UserName: "temp.agent", Email: "temp@example.org"}, "", ""},
-		{"caret in a name", lifecycle.Agent{UserName: "jdoe^NQuser_name=asmith"}, "", ""},
+		{"map to user_name", ctibridge.Agent{ID: "5001", UserName: "jdoe"}, "ckent", agentmap.ByMap},
+		{"map to sys_id", ctibridge.Agent{ID: "5002"}, "dprince", agentmap.ByMap},
+		{"user name", ctibridge.Agent{ID: "9", UserName: "asmith"}, "asmith", agentmap.ByUserName},
+		{"e-mail, any case", ctibridge.Agent{ID: "9", Email: "BWayne@Example.COM"}, "bwayne", agentmap.ByEmail},
+		{"user name wins over e-mail", ctibridge.Agent{UserName: "jdoe", Email: "asmith@example.com"}, "jdoe", agentmap.ByUserName},
+		{"unknown", ctibridge.Agent{ID: "77", UserName: "temp.agent", Email: "temp@example.org"}, "", ""},
+		{"caret in a name", ctibridge.Agent{UserName: "jdoe^NQuser_name=asmith"}, "", ""},
 	} {
 		u := find(t, f, tc.a)
 		if want := userID(sim, tc.want); u.SysID != want || (tc.want != "" && u.How != tc.how) {
@@ -82,12 +82,12 @@ func TestStrategies(t *testing.T) {
 
 func TestStrategyOrderAndCache(t *testing.T) {
 	f, sim := setup(t, agentmap.Options{Strategies: []string{agentmap.ByEmail}, TTL: time.Minute})
-	if u := find(t, f, lifecycle.Agent{UserName: "jdoe"}); u.SysID != "" {
+	if u := find(t, f, ctibridge.Agent{UserName: "jdoe"}); u.SysID != "" {
 		t.Errorf("user_name strategy not configured, yet mapped: %+v", u)
 	}
 	before := sim.Stats().Total
 	for range 3 {
-		if u := find(t, f, lifecycle.Agent{Email: "asmith@example.com"}); u.SysID != userID(sim, "asmith") {
+		if u := find(t, f, ctibridge.Agent{Email: "asmith@example.com"}); u.SysID != userID(sim, "asmith") {
 			t.Fatalf("email: %+v", u)
 		}
 	}
@@ -103,7 +103,7 @@ func TestMapFileReloads(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "agents.yaml")
 	os.WriteFile(path, []byte("\"5001\": jdoe\n"), 0o600)
 	f, sim := setup(t, agentmap.Options{MapFile: path})
-	if u := find(t, f, lifecycle.Agent{ID: "5001"}); u.SysID != userID(sim, "jdoe") {
+	if u := find(t, f, ctibridge.Agent{ID: "5001"}); u.SysID != userID(sim, "jdoe") {
 		t.Fatalf("initial map: %+v", u)
 	}
 	os.WriteFile(path, []byte("\"5001\": asmith\n"), 0o600)
@@ -111,7 +111,7 @@ func TestMapFileReloads(t *testing.T) {
 	os.Chtimes(path, later, later)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		u := find(t, f, lifecycle.Agent{ID: "5001"})
+		u := find(t, f, ctibridge.Agent{ID: "5001"})
 		if u.SysID == userID(sim, "asmith") {
 			break
 		}
@@ -126,7 +126,7 @@ func TestMapFileReloads(t *testing.T) {
 	os.Chtimes(path, evenLater, evenLater)
 	deadline = time.Now().Add(10 * time.Second)
 	for f.MapFileError() == nil { // lookups re-read the file every few seconds
-		if u := find(t, f, lifecycle.Agent{ID: "5001"}); u.SysID != userID(sim, "asmith") {
+		if u := find(t, f, ctibridge.Agent{ID: "5001"}); u.SysID != userID(sim, "asmith") {
 			t.Fatalf("broken map file replaced the good one: %+v", u)
 		}
 		if time.Now().After(deadline) {
@@ -134,7 +134,7 @@ func TestMapFileReloads(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if u := find(t, f, lifecycle.Agent{ID: "5001"}); u.SysID != userID(sim, "asmith") {
+	if u := find(t, f, ctibridge.Agent{ID: "5001"}); u.SysID != userID(sim, "asmith") {
 		t.Errorf("broken map file replaced the good one: %+v", u)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ctibridge/ctibridge"
 	"io"
 	"log/slog"
 	"math"
@@ -102,7 +103,7 @@ func (s *Server) authed(endpoint string, h http.HandlerFunc) http.HandlerFunc {
 					// One label per event kind; anything else is one label,
 					// so a caller cannot grow the metric without bound.
 					ep = "unknown"
-					if k, ok := lifecycle.ParseKind(r.PathValue("kind")); ok {
+					if k, ok := ctibridge.ParseKind(r.PathValue("kind")); ok {
 						ep = string(k)
 					}
 				}
@@ -159,11 +160,11 @@ type EventReply struct {
 
 func (s *Server) handleEvent(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if err := lifecycle.ValidateMasterID(id); err != nil {
+	if err := ctibridge.ValidateMasterID(id); err != nil {
 		writeFieldError(w, err)
 		return
 	}
-	kind, ok := lifecycle.ParseKind(r.PathValue("kind"))
+	kind, ok := ctibridge.ParseKind(r.PathValue("kind"))
 	if !ok {
 		writeProblem(w, http.StatusNotFound, "event", fmt.Sprintf("unknown event %q: want queued, answered, transferred or released", r.PathValue("kind")))
 		return
@@ -187,7 +188,7 @@ func (s *Server) handleEvent(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusBadRequest, "body", "could not be read")
 		return
 	}
-	ev, err := lifecycle.DecodeEvent(kind, body)
+	ev, err := ctibridge.DecodeEvent(kind, body)
 	if err != nil {
 		writeFieldError(w, err)
 		return
@@ -217,7 +218,7 @@ func (s *Server) handleEvent(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if err := lifecycle.ValidateMasterID(id); err != nil {
+	if err := ctibridge.ValidateMasterID(id); err != nil {
 		writeFieldError(w, err)
 		return
 	}
@@ -234,7 +235,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 }
 
 func writeFieldError(w http.ResponseWriter, err error) {
-	var fe *lifecycle.FieldError
+	var fe *ctibridge.FieldError
 	if errors.As(err, &fe) {
 		writeProblem(w, http.StatusBadRequest, fe.Field, fe.Error())
 		return

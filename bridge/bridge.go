@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ctibridge/ctibridge"
 	"log/slog"
 	"net"
 	"net/http"
@@ -35,7 +36,7 @@ type Bridge struct {
 	api    *api.Server
 	ops    *ops
 	logins *logins
-	pop    lifecycle.ScreenPop
+	pop    ctibridge.ScreenPop
 }
 
 // New builds a bridge: it opens (and migrates) the store and prepares the
@@ -62,7 +63,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Bridge, er
 	}
 	b.SN = sn
 
-	pop, err := lifecycle.NewScreenPop(env.Instance, env.Workspace)
+	pop, err := ctibridge.NewScreenPop(env.Instance, env.Workspace)
 	if err != nil {
 		db.Close()
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/ctibridge/ctibridge"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -216,7 +217,7 @@ func TestQueuedCreatesInteraction(t *testing.T) {
 	if want := e.simURL + "/now/cwf/agent/record/interaction/" + r.InteractionSysID; r.ScreenPopURL != want {
 		t.Errorf("screen pop = %q, want %q", r.ScreenPopURL, want)
 	}
-	if r.InteractionSysID != lifecycle.SysID("ctibridge", "5001") {
+	if r.InteractionSysID != ctibridge.SysID("ctibridge", "5001") {
 		t.Errorf("sys_id is not derived from namespace and master contact id")
 	}
 	e.waitSynced(10*time.Second, "5001")
@@ -459,7 +460,7 @@ func TestThousandShuffledCalls(t *testing.T) {
 	}
 	wrong := 0
 	for id, w := range want {
-		rec := bySys[lifecycle.SysID("ctibridge", id)]
+		rec := bySys[ctibridge.SysID("ctibridge", id)]
 		if g := rec["state"] + "|" + users[rec["assigned_to"]]; g != w {
 			if wrong++; wrong <= 5 {
 				t.Errorf("call %s: state|agent = %q, want %q", id, g, w)
@@ -500,7 +501,7 @@ func TestServiceNowDownThenBack(t *testing.T) {
 		t.Errorf("%d interactions after the outage, want 20", n)
 	}
 	for _, id := range ids {
-		if st := e.interaction(lifecycle.SysID("ctibridge", id))["state"]; st != "closed_abandoned" {
+		if st := e.interaction(ctibridge.SysID("ctibridge", id))["state"]; st != "closed_abandoned" {
 			t.Errorf("call %s: state %q", id, st)
 		}
 	}
@@ -530,7 +531,7 @@ func TestRestartLosesAndDoublesNothing(t *testing.T) {
 		t.Errorf("%d interactions after restart, want 60", n)
 	}
 	for _, id := range ids {
-		if st := e.interaction(lifecycle.SysID("ctibridge", id))["state"]; st != "closed_complete" {
+		if st := e.interaction(ctibridge.SysID("ctibridge", id))["state"]; st != "closed_complete" {
 			t.Errorf("call %s: state %q", id, st)
 		}
 	}
@@ -584,7 +585,7 @@ func TestNotesOnceWhenRepliesAreLost(t *testing.T) {
 		return n
 	}
 	for _, id := range ids {
-		sysID := lifecycle.SysID("ctibridge", id)
+		sysID := ctibridge.SysID("ctibridge", id)
 		for _, text := range []string{"has no ServiceNow user", "transferred from John Doe to nobody-here", "from nobody-here to Anna Smith", "ctibridge: call ended."} {
 			if n := count(sysID, text); n != 1 {
 				t.Errorf("call %s: note %q written %d times, want once; journal:\n%s", id, text, n, e.notes(sysID))
@@ -596,7 +597,7 @@ func TestNotesOnceWhenRepliesAreLost(t *testing.T) {
 		}
 	}
 	for _, id := range abandoned {
-		sysID := lifecycle.SysID("ctibridge", id)
+		sysID := ctibridge.SysID("ctibridge", id)
 		if n := count(sysID, "caller hung up before an agent answered"); n != 1 {
 			t.Errorf("abandoned call %s: release note written %d times, want once; journal:\n%s", id, n, e.notes(sysID))
 		}

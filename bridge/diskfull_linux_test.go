@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ctibridge/ctibridge"
 	"io"
 	"log/slog"
 	"net/http"
@@ -196,7 +197,7 @@ func TestDiskFull(t *testing.T) {
 	// while the disk was full.
 	waitSynced(30*time.Second, all...)
 	for _, id := range all {
-		rec, ok := sim.Record("interaction", lifecycle.SysID("ctibridge", id))
+		rec, ok := sim.Record("interaction", ctibridge.SysID("ctibridge", id))
 		if !ok || rec["state"] != "closed_complete" || rec["assigned_to"] == "" {
 			t.Errorf("call %s in ServiceNow: %v (found %v), want closed_complete and assigned", id, rec, ok)
 		}

@@ -3,6 +3,7 @@ package bridge_test
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/ctibridge/ctibridge"
 	"net/http"
 	"os"
 	"regexp"
@@ -13,7 +14,6 @@ import (
 	"time"
 
 	"github.com/ctibridge/ctibridge/config"
-	"github.com/ctibridge/ctibridge/lifecycle"
 	"github.com/ctibridge/ctibridge/snowsim"
 )
 
@@ -266,7 +266,7 @@ func TestInstanceIgnoringSysID(t *testing.T) {
 	e.waitSynced(10*time.Second, "7601", "7602")
 	st := e.status("7601")
 	rec := e.interaction(st.InteractionSysID)
-	if rec["state"] != "work_in_progress" || st.InteractionSysID == lifecycle.SysID("ctibridge", "7601") {
+	if rec["state"] != "work_in_progress" || st.InteractionSysID == ctibridge.SysID("ctibridge", "7601") {
 		t.Errorf("status %+v, record %v", st, rec)
 	}
 	if n := len(e.sim.Records("interaction")); n != 2 {

@@ -1,10 +1,10 @@
 package bridge
 
 import (
+	"github.com/ctibridge/ctibridge"
 	"github.com/ctibridge/ctibridge/agentmap"
 	"github.com/ctibridge/ctibridge/callerid"
 	"github.com/ctibridge/ctibridge/config"
-	"github.com/ctibridge/ctibridge/lifecycle"
 	"github.com/ctibridge/ctibridge/servicenow"
 )
 
@@ -14,7 +14,7 @@ func newAgentFinder(cfg *config.Config, sn *servicenow.Client) (*agentmap.Finder
 	return agentmap.New(sn, agentmap.Options{Strategies: cfg.Agents.Strategies, TTL: cfg.Agents.CacheTTL, MapFile: cfg.Agents.MapFile})
 }
 
-func newCallerFinder(cfg *config.Config, sn *servicenow.Client, w lifecycle.Warner) lifecycle.CallerFinder {
+func newCallerFinder(cfg *config.Config, sn *servicenow.Client, w ctibridge.Warner) ctibridge.CallerFinder {
 	if cfg.Callers.Disabled {
 		return nil
 	}

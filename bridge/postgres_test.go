@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
+	"github.com/ctibridge/ctibridge"
 	"net/http"
 	"net/url"
 	"os"
@@ -16,7 +17,6 @@ import (
 
 	"github.com/ctibridge/ctibridge/bridge/bridgetest"
 	"github.com/ctibridge/ctibridge/config"
-	"github.com/ctibridge/ctibridge/lifecycle"
 	"github.com/ctibridge/ctibridge/snowsim"
 )
 
@@ -79,7 +79,7 @@ func TestTwoBridgesShareOnePostgres(t *testing.T) {
 	}
 	asmith := e.userID("asmith")
 	for _, id := range ids {
-		rec := e.interaction(lifecycle.SysID("ctibridge", id))
+		rec := e.interaction(ctibridge.SysID("ctibridge", id))
 		if rec["state"] != "closed_complete" || rec["assigned_to"] != asmith {
 			t.Errorf("call %s: state %s assigned_to %s", id, rec["state"], rec["assigned_to"])
 		}

@@ -3,6 +3,7 @@ package bridge_test
 import (
 	"bytes"
 	"context"
+	"github.com/ctibridge/ctibridge"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -12,7 +13,6 @@ import (
 	"time"
 
 	"github.com/ctibridge/ctibridge/bridge/bridgetest"
-	"github.com/ctibridge/ctibridge/lifecycle"
 	"github.com/ctibridge/ctibridge/snowsim"
 )
 
@@ -112,9 +112,9 @@ func TestSecretsNeverLeak(t *testing.T) {
 	}
 }
 
-func mustEvent(t *testing.T) lifecycle.Event {
+func mustEvent(t *testing.T) ctibridge.Event {
 	t.Helper()
-	ev, err := lifecycle.DecodeEvent(lifecycle.Queued, []byte(`{"ani":"+1 312 555 0100"}`))
+	ev, err := ctibridge.DecodeEvent(ctibridge.Queued, []byte(`{"ani":"+1 312 555 0100"}`))
 	if err != nil {
 		t.Fatal(err)
 	}

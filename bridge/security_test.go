@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/ctibridge/ctibridge"
 	"io"
 	"net"
 	"net/http"
@@ -394,7 +395,7 @@ func TestOpenAPIMatchesTheServer(t *testing.T) {
 		return out
 	}
 	for name, want := range map[string][]string{
-		"EventBody":  lifecycle.KnownFields(),
+		"EventBody":  ctibridge.KnownFields(),
 		"EventReply": jsonFields(api.EventReply{}),
 		"Problem":    jsonFields(api.Problem{}),
 		"Status":     jsonFields(lifecycle.Status{}),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ctibridge/ctibridge"
 	"net/http"
 	"slices"
 	"sync"
@@ -12,7 +13,6 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
-	"github.com/ctibridge/ctibridge/lifecycle"
 	"github.com/ctibridge/ctibridge/servicenow"
 )
 
@@ -46,11 +46,11 @@ type FinderOptions struct {
 	Sources []Source      // default DefaultSources()
 	// Warner, if set, is told once per window when a table cannot be read
 	// and is skipped.
-	Warner     lifecycle.Warner
+	Warner     ctibridge.Warner
 	WarnWindow time.Duration // default 1h; also how long a refused table is skipped
 }
 
-// Finder implements lifecycle.CallerFinder over the Table API.
+// Finder implements ctibridge.CallerFinder over the Table API.
 type Finder struct {
 	sn   *servicenow.Client
 	o    FinderOptions
@@ -66,7 +66,7 @@ type Finder struct {
 }
 
 type cached struct {
-	c       lifecycle.Caller
+	c       ctibridge.Caller
 	expires time.Time
 }
 
@@ -100,31 +100,31 @@ func (f *Finder) Stats() (hits, misses int64) { return f.hits.Load(), f.miss.Loa
 // see OpenTasks). A withheld or unusable number is not an error: it yields
 // a Caller with Withheld set and no request. Concurrent lookups of one
 // number share one request.
-func (f *Finder) FindCaller(ctx context.Context, ani string) (lifecycle.Caller, error) {
+func (f *Finder) FindCaller(ctx context.Context, ani string) (ctibridge.Caller, error) {
 	n := Parse(ani, f.o.Region)
 	if n.Withheld {
-		return lifecycle.Caller{Number: n.Raw, Withheld: true}, nil
+		return ctibridge.Caller{Number: n.Raw, Withheld: true}, nil
 	}
-	return f.cached(ctx, n.E164, &f.hits, &f.miss, func(ctx context.Context) (lifecycle.Caller, error) { return f.lookup(ctx, n) })
+	return f.cached(ctx, n.E164, &f.hits, &f.miss, func(ctx context.Context) (ctibridge.Caller, error) { return f.lookup(ctx, n) })
 }
 
 // OpenTasks finds the caller's active incidents and cases, most recent
 // first, up to the configured number.
-func (f *Finder) OpenTasks(ctx context.Context, c lifecycle.Caller) ([]lifecycle.Related, error) {
+func (f *Finder) OpenTasks(ctx context.Context, c ctibridge.Caller) ([]ctibridge.Related, error) {
 	if f.o.Related <= 0 || c.User == "" && c.Contact == "" && c.Consumer == "" {
 		return nil, nil
 	}
 	var hits, misses atomic.Int64 // Stats counts caller lookups only
-	t, err := f.cached(ctx, "tasks:"+c.User+"|"+c.Contact+"|"+c.Consumer, &hits, &misses, func(ctx context.Context) (lifecycle.Caller, error) {
+	t, err := f.cached(ctx, "tasks:"+c.User+"|"+c.Contact+"|"+c.Consumer, &hits, &misses, func(ctx context.Context) (ctibridge.Caller, error) {
 		rel, err := f.related(ctx, c)
-		return lifecycle.Caller{Related: rel}, err
+		return ctibridge.Caller{Related: rel}, err
 	})
 	return t.Related, err
 }
 
 // cached answers from the cache, or runs lookup once for all who ask
 // meanwhile and caches its result.
-func (f *Finder) cached(ctx context.Context, key string, hits, misses *atomic.Int64, lookup func(context.Context) (lifecycle.Caller, error)) (lifecycle.Caller, error) {
+func (f *Finder) cached(ctx context.Context, key string, hits, misses *atomic.Int64, lookup func(context.Context) (ctibridge.Caller, error)) (ctibridge.Caller, error) {
 	f.mu.Lock()
 	if e, ok := f.cache[key]; ok && f.now().Before(e.expires) {
 		f.mu.Unlock()
@@ -147,12 +147,12 @@ func (f *Finder) cached(ctx context.Context, key string, hits, misses *atomic.In
 		return c, nil
 	})
 	if err != nil {
-		return lifecycle.Caller{}, err
+		return ctibridge.Caller{}, err
 	}
-	return clone(v.(lifecycle.Caller)), nil
+	return clone(v.(ctibridge.Caller)), nil
 }
 
-func clone(c lifecycle.Caller) lifecycle.Caller {
+func clone(c ctibridge.Caller) ctibridge.Caller {
 	c.Candidates = slices.Clone(c.Candidates)
 	c.Related = slices.Clone(c.Related)
 	return c
@@ -168,8 +168,8 @@ func (f *Finder) evict() {
 	}
 }
 
-func (f *Finder) lookup(ctx context.Context, n Number) (lifecycle.Caller, error) {
-	c := lifecycle.Caller{Number: n.E164}
+func (f *Finder) lookup(ctx context.Context, n Number) (ctibridge.Caller, error) {
+	c := ctibridge.Caller{Number: n.E164}
 	spell := Spellings(n)
 	for _, src := range f.o.Sources {
 		if f.skipped(src.Table) {
@@ -262,7 +262,7 @@ func (f *Finder) subclassSources() []string {
 }
 
 // related finds the caller's active incidents and cases, most recent first.
-func (f *Finder) related(ctx context.Context, c lifecycle.Caller) ([]lifecycle.Related, error) {
+func (f *Finder) related(ctx context.Context, c ctibridge.Caller) ([]ctibridge.Related, error) {
 	type search struct {
 		table string
 		q     *servicenow.QueryBuilder
@@ -277,7 +277,7 @@ func (f *Finder) related(ctx context.Context, c lifecycle.Caller) ([]lifecycle.R
 	case c.Consumer != "":
 		searches = append(searches, search{"sn_customerservice_case", servicenow.Query().Eq("active", "true").Eq("consumer", c.Consumer)})
 	}
-	var out []lifecycle.Related
+	var out []ctibridge.Related
 	var updated []string
 	for _, s := range searches {
 		if f.skipped(s.table) {
@@ -296,7 +296,7 @@ func (f *Finder) related(ctx context.Context, c lifecycle.Caller) ([]lifecycle.R
 			return nil, err
 		}
 		for _, r := range recs {
-			out = append(out, lifecycle.Related{Table: s.table, SysID: r.SysID(), Number: r.Get("number")})
+			out = append(out, ctibridge.Related{Table: s.table, SysID: r.SysID(), Number: r.Get("number")})
 			updated = append(updated, r.Get("sys_updated_on"))
 		}
 	}
@@ -314,7 +314,7 @@ func (f *Finder) related(ctx context.Context, c lifecycle.Caller) ([]lifecycle.R
 		}
 		return 0
 	})
-	sorted := make([]lifecycle.Related, 0, min(len(idx), f.o.Related))
+	sorted := make([]ctibridge.Related, 0, min(len(idx), f.o.Related))
 	for _, i := range idx[:min(len(idx), f.o.Related)] {
 		sorted = append(sorted, out[i])
 	}

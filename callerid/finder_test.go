@@ -2,6 +2,7 @@ package callerid_test
 
 import (
 	"context"
+	"github.com/ctibridge/ctibridge"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -9,7 +10,6 @@ import (
 	"time"
 
 	"github.com/ctibridge/ctibridge/callerid"
-	"github.com/ctibridge/ctibridge/lifecycle"
 	"github.com/ctibridge/ctibridge/secret"
 	"github.com/ctibridge/ctibridge/servicenow"
 	"github.com/ctibridge/ctibridge/snowsim"
@@ -52,7 +52,7 @@ func newFixture(t *testing.T, data *snowsim.Dataset, user string, o callerid.Fin
 }
 
 // find identifies the caller and their open tasks, as the reconciler does.
-func (f *fixture) find(t *testing.T, ani string) lifecycle.Caller {
+func (f *fixture) find(t *testing.T, ani string) ctibridge.Caller {
 	t.Helper()
 	c, err := f.finder.FindCaller(context.Background(), ani)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/ctibridge/ctibridge"
 	"io"
 	"net/url"
 	"os"
@@ -23,7 +24,6 @@ import (
 
 	"github.com/ctibridge/ctibridge/api"
 	"github.com/ctibridge/ctibridge/callerid"
-	"github.com/ctibridge/ctibridge/lifecycle"
 	"github.com/ctibridge/ctibridge/secret"
 	"github.com/ctibridge/ctibridge/servicenow"
 )
@@ -110,7 +110,7 @@ func (a Auth) Method() string {
 type Lifecycle struct {
 	Namespace  string            `yaml:"namespace"`  // sys_id namespace (default "ctibridge")
 	KeepOpen   bool              `yaml:"keepOpen"`   // leave answered interactions open on release
-	States     lifecycle.States  `yaml:"states"`     // state names (defaults: new, work_in_progress, closed_complete, closed_abandoned)
+	States     ctibridge.States  `yaml:"states"`     // state names (defaults: new, work_in_progress, closed_complete, closed_abandoned)
 	FieldMap   map[string]string `yaml:"fieldMap"`   // call attribute → interaction field, e.g. skillName: u_skill
 	Workers    int               `yaml:"workers"`    // default 8
 	MaxBackoff time.Duration     `yaml:"maxBackoff"` // default 5m
@@ -338,7 +338,7 @@ func (c *Config) defaults() {
 	}
 	for _, e := range c.Environments {
 		if e.Workspace == "" {
-			e.Workspace = lifecycle.DefaultWorkspace
+			e.Workspace = ctibridge.DefaultWorkspace
 		}
 		if e.RequestsPerHour == 0 {
 			e.RequestsPerHour = 36000
@@ -394,7 +394,7 @@ func (c *Config) Validate() error {
 		if e.Auth.ClientID != "" && e.Auth.ClientSecret.IsZero() {
 			bad("%s.auth.clientSecret is empty; set it, auth.clientSecretFile, or CTIBRIDGE_SN_CLIENT_SECRET", p)
 		}
-		if _, err := lifecycle.NewScreenPop(e.Instance, e.Workspace); err != nil {
+		if _, err := ctibridge.NewScreenPop(e.Instance, e.Workspace); err != nil {
 			bad("%s.workspace: %v", p, err)
 		}
 		if e.RequestsPerHour < -1 || e.Burst < 0 || e.MaxConcurrent < 0 || e.Timeout < 0 {

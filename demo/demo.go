@@ -14,6 +14,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/ctibridge/ctibridge"
 	"io"
 	"log/slog"
 	"net"
@@ -250,7 +251,7 @@ func (p *player) report(calls []call) int {
 	fmt.Fprintln(tw, "\nCALL\tNUMBER\tCALLER\tAGENT\tSTATE\tCHECK")
 	bad := 0
 	for _, c := range calls {
-		rec, ok := p.sim.Record("interaction", lifecycle.SysID("ctibridge", c.id))
+		rec, ok := p.sim.Record("interaction", ctibridge.SysID("ctibridge", c.id))
 		var problems []string
 		if !ok {
 			problems = append(problems, "no interaction")

@@ -24,6 +24,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/ctibridge/ctibridge"
 	"io"
 	"net"
 	"net/http"
@@ -38,7 +39,6 @@ import (
 
 	"github.com/ctibridge/ctibridge/callerid"
 	"github.com/ctibridge/ctibridge/config"
-	"github.com/ctibridge/ctibridge/lifecycle"
 	"github.com/ctibridge/ctibridge/servicenow"
 )
 
@@ -434,8 +434,8 @@ var workspaces = map[string]string{
 // records doctor makes itself.
 func (d *doctor) interactions(ctx context.Context) {
 	r, st := d.r, d.cfg.Lifecycle.States
-	if st == (lifecycle.States{}) {
-		st = lifecycle.DefaultStates() // as the bridge does
+	if st == (ctibridge.States{}) {
+		st = ctibridge.DefaultStates() // as the bridge does
 	}
 	var problems []string
 	var wrapUp bool
@@ -620,7 +620,7 @@ func (d *doctor) ownUser(ctx context.Context, userName string) (sysID, why strin
 // interaction, and whether the instance kept the sys_id chosen before the
 // create: the bridge hands Studio the URL before ServiceNow is called.
 func (d *doctor) screenPop(rec servicenow.Record, want string) {
-	pop, err := lifecycle.NewScreenPop(d.env.Instance, d.env.Workspace)
+	pop, err := ctibridge.NewScreenPop(d.env.Instance, d.env.Workspace)
 	if err != nil {
 		d.r.add(Check{Name: "screen pop", Detail: err.Error(), Fix: "correct the workspace of this environment"})
 		return
@@ -629,7 +629,7 @@ func (d *doctor) screenPop(rec servicenow.Record, want string) {
 	d.r.ScreenPop = pop.URL(id)
 	ws := d.env.Workspace
 	if ws == "" {
-		ws = lifecycle.DefaultWorkspace
+		ws = ctibridge.DefaultWorkspace
 	}
 	where := workspaces[ws]
 	if where == "" {

@@ -1,6 +1,8 @@
 package lifecycle
 
 import (
+	"github.com/ctibridge/ctibridge"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,15 +17,15 @@ import (
 type Intake struct {
 	db        *store.DB
 	namespace string
-	pop       ScreenPop
+	pop       ctibridge.ScreenPop
 	rec       *Reconciler
-	states    States
+	states    ctibridge.States
 	keepOpen  bool
 	now       func() time.Time
 }
 
 // NewIntake builds the intake. rec may be nil (a bridge that only accepts).
-func NewIntake(db *store.DB, cfg Config, pop ScreenPop, rec *Reconciler) *Intake {
+func NewIntake(db *store.DB, cfg Config, pop ctibridge.ScreenPop, rec *Reconciler) *Intake {
 	cfg.defaults()
 	return &Intake{db: db, namespace: cfg.Namespace, pop: pop, rec: rec, states: cfg.States, keepOpen: cfg.KeepOpen, now: time.Now}
 }
@@ -38,15 +40,15 @@ type Accepted struct {
 
 // Accept stores an event durably. When it returns without error, the event
 // will reach ServiceNow whatever happens to the process.
-func (in *Intake) Accept(ctx context.Context, masterID string, ev Event) (Accepted, error) {
-	if err := ValidateMasterID(masterID); err != nil {
+func (in *Intake) Accept(ctx context.Context, masterID string, ev ctibridge.Event) (Accepted, error) {
+	if err := ctibridge.ValidateMasterID(masterID); err != nil {
 		return Accepted{}, err
 	}
 	payload, err := json.Marshal(ev)
 	if err != nil {
 		return Accepted{}, fmt.Errorf("encode event: %w", err)
 	}
-	sysID := SysID(in.namespace, masterID)
+	sysID := ctibridge.SysID(in.namespace, masterID)
 	now := in.now()
 	c, added, err := in.db.AddEvent(ctx, store.Event{
 		MasterID: masterID, Kind: string(ev.Kind), DedupeKey: ev.DedupeKey(),
@@ -132,7 +134,7 @@ func (in *Intake) Status(ctx context.Context, masterID string) (Status, error) {
 }
 
 func (in *Intake) status(c store.Contact, evs []store.Event) (Status, error) {
-	call, err := Summarize(c.MasterID, evs)
+	call, err := summarize(c.MasterID, evs)
 	if err != nil {
 		return Status{}, err
 	}
@@ -212,23 +214,16 @@ func (in *Intake) Calls(ctx context.Context, f store.ContactFilter) ([]Status, e
 	return out, nil
 }
 
-// ValidateMasterID checks a CXone master contact id: CXone ids are numeric,
-// but integrations also use other systems' ids, so letters, digits, '-', '_'
-// and '.' are allowed, 1 to 64 characters. Anything else (slashes, spaces,
-// control characters) is refused.
-func ValidateMasterID(id string) error {
-	if id == "" || len(id) > 64 {
-		return &FieldError{"masterContactId", "must be 1 to 64 characters"}
-	}
-	for _, r := range id {
-		switch {
-		case r >= '0' && r <= '9', r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r == '-', r == '_', r == '.':
-		default:
-			return &FieldError{"masterContactId", fmt.Sprintf("contains %q; only letters, digits, '-', '_' and '.' are allowed", r)}
+// summarize decodes a call's stored events and folds them into a Call.
+func summarize(masterID string, evs []store.Event) (ctibridge.Call, error) {
+	decoded := make([]ctibridge.Event, 0, len(evs))
+	for _, se := range evs {
+		var e ctibridge.Event
+		if err := json.Unmarshal(se.Payload, &e); err != nil {
+			return ctibridge.Call{}, fmt.Errorf("event %d of %s: %w", se.ID, masterID, err)
 		}
+		e.Kind, e.ReceivedAt = ctibridge.Kind(se.Kind), se.ReceivedAt
+		decoded = append(decoded, e)
 	}
-	if id == "." || id == ".." {
-		return &FieldError{"masterContactId", "must not be . or .."}
-	}
-	return nil
+	return ctibridge.Summarize(masterID, decoded), nil
 }

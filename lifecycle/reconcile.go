@@ -1,6 +1,8 @@
 package lifecycle
 
 import (
+	"github.com/ctibridge/ctibridge"
+
 	"cmp"
 	"context"
 	"encoding/json"
@@ -18,15 +20,15 @@ import (
 // memory between attempts, stored with the contact. Fields holds the values
 // last written (or read back), so only differences are sent.
 type synced struct {
-	Created   bool                 `json:"created,omitempty"`
-	SysID     string               `json:"sysId,omitempty"` // differs from the derived one only if the instance ignored it
-	Number    string               `json:"number,omitempty"`
-	Fields    map[string]string    `json:"fields,omitempty"`
-	Notes     []string             `json:"notes,omitempty"`   // keys of work notes written
-	Related   []string             `json:"related,omitempty"` // table:sys_id of related records linked
-	Caller    *Caller              `json:"caller,omitempty"`  // identification, done once per ANI
-	CallerANI string               `json:"callerAni,omitempty"`
-	Agents    map[string]AgentUser `json:"agents,omitempty"` // per agent key, resolved once per call
+	Created   bool                           `json:"created,omitempty"`
+	SysID     string                         `json:"sysId,omitempty"` // differs from the derived one only if the instance ignored it
+	Number    string                         `json:"number,omitempty"`
+	Fields    map[string]string              `json:"fields,omitempty"`
+	Notes     []string                       `json:"notes,omitempty"`   // keys of work notes written
+	Related   []string                       `json:"related,omitempty"` // table:sys_id of related records linked
+	Caller    *ctibridge.Caller              `json:"caller,omitempty"`  // identification, done once per ANI
+	CallerANI string                         `json:"callerAni,omitempty"`
+	Agents    map[string]ctibridge.AgentUser `json:"agents,omitempty"` // per agent key, resolved once per call
 	// ModCount is the record's sys_mod_count after ctibridge's last write
 	// that is known to have landed, and Writer the user the instance
 	// records for ctibridge's writes (sys_created_by of the record).
@@ -91,11 +93,9 @@ type desired struct {
 	notes  []note
 }
 
-func agentKey(e Event) string {
-	return e.AgentID + "|" + strings.ToLower(e.AgentUserName) + "|" + strings.ToLower(e.AgentEmail)
-}
+func agentKey(e ctibridge.Event) string { return e.Agent().Key() }
 
-func agentLabel(e Event, u AgentUser) string {
+func agentLabel(e ctibridge.Event, u ctibridge.AgentUser) string {
 	name := e.AgentUserName
 	if name == "" {
 		name = e.AgentEmail
@@ -117,7 +117,7 @@ func agentLabel(e Event, u AgentUser) string {
 
 // want computes the desired interaction. It needs the caller and agents
 // already resolved into s.
-func (r *Reconciler) want(call Call, s synced) desired {
+func (r *Reconciler) want(call ctibridge.Call, s synced) desired {
 	d := desired{fields: map[string]string{
 		"type":      "phone",
 		"direction": "inbound",
@@ -154,7 +154,7 @@ func (r *Reconciler) want(call Call, s synced) desired {
 		}
 		r.mapFields(d.fields, q)
 	}
-	var prev *Event
+	var prev *ctibridge.Event
 	for i := range call.Agents {
 		e := call.Agents[i]
 		u, resolved := s.Agents[agentKey(e)]
@@ -174,7 +174,7 @@ func (r *Reconciler) want(call Call, s synced) desired {
 				"ctibridge: %s has no ServiceNow user (agent id %q, user name %q, e-mail %q); the interaction is not assigned to them.",
 				agentLabel(e, u), e.AgentID, e.AgentUserName, e.AgentEmail)})
 		}
-		if (prev == nil && e.Kind == Transferred) || (prev != nil && agentKey(*prev) != agentKey(e)) {
+		if (prev == nil && e.Kind == ctibridge.Transferred) || (prev != nil && agentKey(*prev) != agentKey(e)) {
 			from := "the queue"
 			if prev != nil {
 				from = agentLabel(*prev, s.Agents[agentKey(*prev)])
@@ -227,7 +227,7 @@ func isE164(s string) bool {
 	return true
 }
 
-func shortDescription(number string, q *Event) string {
+func shortDescription(number string, q *ctibridge.Event) string {
 	if number == "" {
 		number = "a withheld number"
 	}
@@ -244,43 +244,12 @@ func shortDescription(number string, q *Event) string {
 }
 
 // mapFields applies the configured call-attribute → interaction-field map.
-func (r *Reconciler) mapFields(fields map[string]string, e *Event) {
+func (r *Reconciler) mapFields(fields map[string]string, e *ctibridge.Event) {
 	for attr, field := range r.cfg.FieldMap {
-		if v := e.attribute(attr); v != "" {
+		if v := e.Attribute(attr); v != "" {
 			fields[field] = v
 		}
 	}
-}
-
-// attribute returns a call attribute by the name Studio used for it.
-func (e *Event) attribute(name string) string {
-	switch name {
-	case "contactId":
-		return e.ContactID
-	case "ani":
-		return e.ANI
-	case "dnis":
-		return e.DNIS
-	case "skill":
-		return e.Skill
-	case "skillName":
-		return e.SkillName
-	case "pointOfContact":
-		return e.PointOfContact
-	case "direction":
-		return e.Direction
-	case "agentId":
-		return e.AgentID
-	case "agentUserName":
-		return e.AgentUserName
-	case "agentEmail":
-		return e.AgentEmail
-	case "reason":
-		return e.Reason
-	case "disposition":
-		return e.Disposition
-	}
-	return e.Extra[name]
 }
 
 // step is one ServiceNow operation, named for the error log.
@@ -316,7 +285,7 @@ func failed(st step, err error) error { return &stepError{st, err} }
 //
 // save, if not nil, stores the synced state while the attempt holds its
 // lease: it is called before writes that must not be repeated.
-func (r *Reconciler) sync(ctx context.Context, masterID, sysID string, call Call, s synced, save func(synced) error) (synced, error) {
+func (r *Reconciler) sync(ctx context.Context, masterID, sysID string, call ctibridge.Call, s synced, save func(synced) error) (synced, error) {
 	if s.SysID == "" {
 		s.SysID = sysID
 	}
@@ -456,7 +425,7 @@ var errNoAnswerYet = errors.New("no answer yet; the interaction went ahead witho
 // holds up the create. A slow lookup goes on in the background (up to
 // JobTimeout) and its answer waits in the finder's cache. It returns the
 // first lookup left over, or nil.
-func (r *Reconciler) lookup(ctx context.Context, call Call, s *synced) error {
+func (r *Reconciler) lookup(ctx context.Context, call ctibridge.Call, s *synced) error {
 	type result struct {
 		apply func(*synced) // nil when there is nothing to keep
 		err   error
@@ -495,7 +464,7 @@ func (r *Reconciler) lookup(ctx context.Context, call Call, s *synced) error {
 		seen[k] = true
 		steps = append(steps, stepAgent)
 		jobs = append(jobs, func(ctx context.Context) result {
-			u, err := r.agents.FindAgent(ctx, Agent{ID: e.AgentID, UserName: e.AgentUserName, Email: e.AgentEmail})
+			u, err := r.agents.FindAgent(ctx, ctibridge.Agent{ID: e.AgentID, UserName: e.AgentUserName, Email: e.AgentEmail})
 			if err != nil {
 				return result{err: failed(stepAgent, err)}
 			}
@@ -506,7 +475,7 @@ func (r *Reconciler) lookup(ctx context.Context, call Call, s *synced) error {
 			}
 			return result{apply: func(s *synced) {
 				if s.Agents == nil {
-					s.Agents = map[string]AgentUser{}
+					s.Agents = map[string]ctibridge.AgentUser{}
 				}
 				s.Agents[k] = u
 			}}
@@ -658,7 +627,7 @@ func (r *Reconciler) linkRelated(ctx context.Context, s *synced, prior []string)
 		if slices.Contains(s.Related, key) {
 			continue
 		}
-		res, err := r.sn.insert(ctx, "interaction_related_record", relatedSysID(s.SysID, t.Table, t.SysID), map[string]string{
+		res, err := r.sn.insert(ctx, "interaction_related_record", ctibridge.RelatedSysID(s.SysID, t.Table, t.SysID), map[string]string{
 			"interaction": s.SysID, "document_table": t.Table, "document_id": t.SysID, "task": t.SysID, "type": "task",
 		}, slices.Contains(prior, key))
 		switch {

@@ -1,6 +1,8 @@
 package lifecycle
 
 import (
+	"github.com/ctibridge/ctibridge"
+
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -20,7 +22,7 @@ import (
 type Config struct {
 	Namespace string            // sys_id namespace; distinct per deployment writing to one instance
 	Table     string            // "interaction"
-	States    States            // state names written
+	States    ctibridge.States  // state names written
 	KeepOpen  bool              // leave answered interactions open on release
 	FieldMap  map[string]string // call attribute → interaction field
 
@@ -50,8 +52,8 @@ func (c *Config) defaults() {
 	if c.Table == "" {
 		c.Table = "interaction"
 	}
-	if c.States == (States{}) {
-		c.States = DefaultStates()
+	if c.States == (ctibridge.States{}) {
+		c.States = ctibridge.DefaultStates()
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
@@ -91,9 +93,9 @@ type Reconciler struct {
 	cfg     Config
 	db      *store.DB
 	sn      tableAPI
-	callers CallerFinder
-	agents  AgentFinder
-	warn    Warner
+	callers ctibridge.CallerFinder
+	agents  ctibridge.AgentFinder
+	warn    ctibridge.Warner
 	log     *slog.Logger
 	norm    func(ani string) string
 	obs     Observer
@@ -108,8 +110,8 @@ type Reconciler struct {
 type Deps struct {
 	DB       *store.DB
 	SN       *servicenow.Client
-	Callers  CallerFinder
-	Agents   AgentFinder
+	Callers  ctibridge.CallerFinder
+	Agents   ctibridge.AgentFinder
 	Logger   *slog.Logger
 	Observer Observer
 	// Normalize turns an ANI into E.164 without asking ServiceNow ("" when
@@ -249,8 +251,8 @@ func (r *Reconciler) RunOnce(ctx context.Context, owner string) (bool, error) {
 	defer cancel()
 	s, err := decodeSynced(c.Synced)
 	if err == nil {
-		var call Call
-		call, err = Summarize(c.MasterID, evs)
+		var call ctibridge.Call
+		call, err = summarize(c.MasterID, evs)
 		if err == nil {
 			save := func(s synced) error { return r.db.Checkpoint(jctx, owner, c.MasterID, s.encode()) }
 			s, err = r.sync(jctx, c.MasterID, c.SysID, call, s, save)
@@ -388,7 +390,7 @@ func (w DBWarner) Warn(ctx context.Context, key, operation, message string, wind
 }
 
 // Agents returns the agent finder in use.
-func (r *Reconciler) Agents() AgentFinder { return r.agents }
+func (r *Reconciler) Agents() ctibridge.AgentFinder { return r.agents }
 
 // Callers returns the caller finder in use (nil when identification is off).
-func (r *Reconciler) Callers() CallerFinder { return r.callers }
+func (r *Reconciler) Callers() ctibridge.CallerFinder { return r.callers }

@@ -1,6 +1,8 @@
 package lifecycle
 
 import (
+	"github.com/ctibridge/ctibridge"
+
 	"context"
 	"maps"
 	"net/http"
@@ -30,7 +32,9 @@ func (down) get(context.Context, string, string) (map[string]string, error) {
 
 type noAgents struct{}
 
-func (noAgents) FindAgent(context.Context, Agent) (AgentUser, error) { return AgentUser{}, nil }
+func (noAgents) FindAgent(context.Context, ctibridge.Agent) (ctibridge.AgentUser, error) {
+	return ctibridge.AgentUser{}, nil
+}
 
 // TestBacklogIsNotParkedOnItsFirstFailure: calls accepted two days ago while
 // the bridge could not work (a long outage, a stopped worker) fail once when
@@ -44,7 +48,7 @@ func TestBacklogIsNotParkedOnItsFirstFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if _, err := NewIntake(db, Config{Namespace: "ns"}, ScreenPop{}, nil).Accept(ctx, "m1", Event{Kind: Queued}); err != nil {
+	if _, err := NewIntake(db, Config{Namespace: "ns"}, ctibridge.ScreenPop{}, nil).Accept(ctx, "m1", ctibridge.Event{Kind: ctibridge.Queued}); err != nil {
 		t.Fatal(err)
 	}
 	r := NewReconciler(Config{GiveUpAfter: 24 * time.Hour}, Deps{DB: db, Agents: noAgents{}})
@@ -135,9 +139,9 @@ func TestRewrittenValueIsWarnedNotRewritten(t *testing.T) {
 	sn := &memSN{}
 	var w warnings
 	r := &Reconciler{sn: sn, agents: noAgents{}, warn: &w}
-	r.cfg.States = States{New: "new", WorkInProgress: "work_in_progress", ClosedComplete: "closed", ClosedAbandoned: "closed_abandoned"}
+	r.cfg.States = ctibridge.States{New: "new", WorkInProgress: "work_in_progress", ClosedComplete: "closed", ClosedAbandoned: "closed_abandoned"}
 	r.cfg.defaults()
-	call := Call{Queued: &Event{Kind: Queued, ANI: "+18015550100"}, Agents: []Event{{Kind: Answered, AgentID: "1"}}, Released: &Event{Kind: Released}}
+	call := ctibridge.Call{Queued: &ctibridge.Event{Kind: ctibridge.Queued, ANI: "+18015550100"}, Agents: []ctibridge.Event{{Kind: ctibridge.Answered, AgentID: "1"}}, Released: &ctibridge.Event{Kind: ctibridge.Released}}
 	s, err := r.sync(ctx, "m1", "0123456789abcdef0123456789abcdef", call, synced{}, nil)
 	if err != nil {
 		t.Fatal(err)

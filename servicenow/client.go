@@ -310,6 +310,20 @@ func (c *Client) Delete(ctx context.Context, table, sysID string) error {
 	return c.do(ctx, &call{op: "delete", method: http.MethodDelete, table: table, sysID: sysID, safe: true})
 }
 
+// IsSysID reports whether s has the form of a sys_id: 32 lowercase hex
+// characters.
+func IsSysID(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 func checkSysID(table, id string) error {
 	if id == "" || strings.ContainsAny(id, "/?#%") || len(id) > 64 {
 		return &Error{Op: "request", Table: table, Message: fmt.Sprintf("invalid sys_id %q", id), Err: errConfig}

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/ctibridge/ctibridge"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -20,7 +21,6 @@ import (
 
 	"github.com/ctibridge/ctibridge/api"
 	"github.com/ctibridge/ctibridge/bridge/bridgetest"
-	"github.com/ctibridge/ctibridge/lifecycle"
 	"github.com/ctibridge/ctibridge/secret"
 	"github.com/ctibridge/ctibridge/snowsim"
 )
@@ -202,7 +202,7 @@ func driveTheBridge(t *testing.T, hmacSecret secret.Secret) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	rec, ok := sim.Record("interaction", sysID)
-	if !ok || sysID != lifecycle.SysID("ctibridge", "630241195") {
+	if !ok || sysID != ctibridge.SysID("ctibridge", "630241195") {
 		t.Fatalf("no interaction %s", sysID)
 	}
 	users := map[string]string{}

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"github.com/ctibridge/ctibridge"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -166,7 +167,7 @@ func TestBackupWhileServing(t *testing.T) {
 		perCall[r["sys_id"]]++
 	}
 	for id := range want {
-		sysID := lifecycle.SysID("ctibridge", id)
+		sysID := ctibridge.SysID("ctibridge", id)
 		if perCall[sysID] != 1 {
 			t.Errorf("call %s: %d interactions, want 1", id, perCall[sysID])
 			continue

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ctibridge/ctibridge"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -398,7 +399,7 @@ func verifyCalls(t *testing.T, sim *snowsim.Server, calls []*plannedCall, status
 		if n := perContact[c.contactID]; n != 1 {
 			problem("interactions per contact", "%s (contact %s): %d interactions", c.id, c.contactID, n)
 		}
-		sysID := lifecycle.SysID("ctibridge", c.id)
+		sysID := ctibridge.SysID("ctibridge", c.id)
 		rec, ok := sim.Record("interaction", sysID)
 		if !ok {
 			problem("missing interaction", "%s: no interaction %s", c.id, sysID)

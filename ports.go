@@ -1,7 +1,8 @@
-package lifecycle
+package ctibridge
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
@@ -41,6 +42,12 @@ type Agent struct {
 	ID       string
 	UserName string
 	Email    string
+}
+
+// Key identifies the agent for caches and the reconciler's memory: the same
+// agent whatever the case of its user name or e-mail.
+func (a Agent) Key() string {
+	return a.ID + "|" + strings.ToLower(a.UserName) + "|" + strings.ToLower(a.Email)
 }
 
 // AgentUser is the ServiceNow user an agent maps to; SysID is "" when unmapped.

@@ -1,4 +1,4 @@
-package lifecycle
+package ctibridge
 
 import (
 	"crypto/sha256"
@@ -16,9 +16,9 @@ func SysID(namespace, masterID string) string {
 	return hex.EncodeToString(h[:16])
 }
 
-// relatedSysID derives the sys_id of an interaction_related_record, so each
+// RelatedSysID derives the sys_id of an interaction_related_record, so each
 // related record is created exactly once even when a job is retried.
-func relatedSysID(interaction, table, document string) string {
+func RelatedSysID(interaction, table, document string) string {
 	h := sha256.Sum256([]byte("ctibridge/related\x00" + interaction + "\x00" + table + "\x00" + document))
 	return hex.EncodeToString(h[:16])
 }

@@ -1,4 +1,4 @@
-package lifecycle
+package ctibridge
 
 import (
 	"bytes"
@@ -42,6 +42,9 @@ type Event struct {
 	// OccurredAt orders agent events when they arrive out of order; when Studio
 	// does not send it, the time the bridge received the event is used.
 	OccurredAt time.Time `json:"occurredAt,omitzero"`
+	// ReceivedAt is when the bridge stored the event (not part of what
+	// Studio sends).
+	ReceivedAt time.Time `json:"-"`
 
 	// queued
 	ANI            string `json:"ani,omitempty"`
@@ -247,4 +250,61 @@ func KnownFields() []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// Attribute returns a call attribute by the name Studio used for it.
+func (e *Event) Attribute(name string) string {
+	switch name {
+	case "contactId":
+		return e.ContactID
+	case "ani":
+		return e.ANI
+	case "dnis":
+		return e.DNIS
+	case "skill":
+		return e.Skill
+	case "skillName":
+		return e.SkillName
+	case "pointOfContact":
+		return e.PointOfContact
+	case "direction":
+		return e.Direction
+	case "agentId":
+		return e.AgentID
+	case "agentUserName":
+		return e.AgentUserName
+	case "agentEmail":
+		return e.AgentEmail
+	case "reason":
+		return e.Reason
+	case "disposition":
+		return e.Disposition
+	}
+	return e.Extra[name]
+}
+
+// Agent is the CXone agent an answered or transferred event names.
+func (e Event) Agent() Agent {
+	return Agent{ID: e.AgentID, UserName: e.AgentUserName, Email: e.AgentEmail}
+}
+
+// ValidateMasterID checks a CXone master contact id: CXone ids are numeric,
+// but integrations also use other systems' ids, so letters, digits, '-', '_'
+// and '.' are allowed, 1 to 64 characters. Anything else (slashes, spaces,
+// control characters) is refused.
+func ValidateMasterID(id string) error {
+	if id == "" || len(id) > 64 {
+		return &FieldError{"masterContactId", "must be 1 to 64 characters"}
+	}
+	for _, r := range id {
+		switch {
+		case r >= '0' && r <= '9', r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r == '-', r == '_', r == '.':
+		default:
+			return &FieldError{"masterContactId", fmt.Sprintf("contains %q; only letters, digits, '-', '_' and '.' are allowed", r)}
+		}
+	}
+	if id == "." || id == ".." {
+		return &FieldError{"masterContactId", "must not be . or .."}
+	}
+	return nil
 }

@@ -1,20 +1,18 @@
-package lifecycle
+package ctibridge
 
 import (
-	"encoding/json"
 	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
-
-	"github.com/ctibridge/ctibridge/store"
 )
 
-func stored(evs ...Event) []store.Event {
-	out := make([]store.Event, len(evs))
-	for i, e := range evs {
-		b, _ := json.Marshal(e)
-		out[i] = store.Event{ID: int64(i + 1), Kind: string(e.Kind), Payload: b, OccurredAt: e.OccurredAt}
+// stored is evs as the bridge keeps them: in arrival order, each with the
+// time it was received.
+func stored(evs ...Event) []Event {
+	out := slices.Clone(evs)
+	for i := range out {
+		out[i].ReceivedAt = at(100 + i)
 	}
 	return out
 }
@@ -52,10 +50,7 @@ func TestStateFromAnyOrder(t *testing.T) {
 			for range 10 { // every shuffle gives the same answer
 				evs := append([]Event(nil), tt.evs...)
 				rng.Shuffle(len(evs), func(i, j int) { evs[i], evs[j] = evs[j], evs[i] })
-				c, err := Summarize("m", stored(evs...))
-				if err != nil {
-					t.Fatal(err)
-				}
+				c := Summarize("m", stored(evs...))
 				if got := c.State(st, tt.keepOpen); got != tt.want {
 					t.Fatalf("order %v: state %q, want %q", kinds(evs), got, tt.want)
 				}
@@ -81,7 +76,7 @@ func kinds(evs []Event) []Kind {
 
 func TestCustomStateNames(t *testing.T) {
 	t.Parallel()
-	c, _ := Summarize("m", stored(Event{Kind: Queued}, Event{Kind: Released}))
+	c := Summarize("m", stored(Event{Kind: Queued}, Event{Kind: Released}))
 	if got := c.State(States{New: "n", WorkInProgress: "w", ClosedComplete: "c", ClosedAbandoned: "gone"}, false); got != "gone" {
 		t.Errorf("state = %q, want the configured name", got)
 	}
@@ -167,17 +162,7 @@ func TestEveryOrderOfACall(t *testing.T) {
 				if dup >= 0 {
 					evs = append(slices.Clone(order), order[dup])
 				}
-				// Stored events carry the arrival time when Studio sent none.
-				st0 := stored(evs...)
-				for i := range st0 {
-					if st0[i].OccurredAt.IsZero() {
-						st0[i].OccurredAt = at(100 + i)
-					}
-				}
-				c, err := Summarize("m", st0)
-				if err != nil {
-					t.Fatal(err)
-				}
+				c := Summarize("m", stored(evs...))
 				// With stamps, the stamps decide; without, the transfer
 				// that arrived last has the call.
 				want := "bjones"
@@ -215,39 +200,8 @@ func TestStampsOrderAnswersAndTransfers(t *testing.T) {
 	a1 := Event{Kind: Answered, AgentUserName: "jdoe", OccurredAt: at(10)}
 	x := Event{Kind: Transferred, AgentUserName: "asmith", OccurredAt: at(20)}
 	a2 := Event{Kind: Answered, AgentUserName: "bjones", ContactID: "2", OccurredAt: at(30)}
-	c, err := Summarize("m", stored(a2, x, a1))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := Summarize("m", stored(a2, x, a1))
 	if got := c.Agent().AgentUserName; got != "bjones" {
 		t.Errorf("agent %q, want bjones (the latest stamp)", got)
-	}
-}
-
-// TestWithheldNumbersStayOutOfTheE164Field: caller_phone_number is an E.164
-// field on real instances; a withheld or unparseable ANI is not written
-// there but kept in the description, as received.
-func TestWithheldNumbersStayOutOfTheE164Field(t *testing.T) {
-	t.Parallel()
-	r := &Reconciler{}
-	r.cfg.defaults()
-	for _, tt := range []struct{ ani, identified, field, desc string }{
-		{"Anonymous", "", "", "Phone call from Anonymous"},
-		{"", "", "", "Phone call from a withheld number"},
-		{"sip:12@pbx", "", "", "Phone call from sip:12@pbx"},
-		{"8013203420", "+18013203420", "+18013203420", "Phone call from +18013203420"},
-		{"+442079460958", "", "+442079460958", "Phone call from +442079460958"},
-	} {
-		var s synced
-		if tt.identified != "" {
-			s.Caller = &Caller{Number: tt.identified}
-		}
-		d := r.want(Call{Queued: &Event{Kind: Queued, ANI: tt.ani}}, s)
-		if got := d.fields["caller_phone_number"]; got != tt.field {
-			t.Errorf("ANI %q: caller_phone_number %q, want %q", tt.ani, got, tt.field)
-		}
-		if got := d.fields["short_description"]; got != tt.desc {
-			t.Errorf("ANI %q: short_description %q, want %q", tt.ani, got, tt.desc)
-		}
 	}
 }

@@ -1,13 +1,9 @@
-package lifecycle
+package ctibridge
 
 import (
 	"cmp"
-	"encoding/json"
-	"fmt"
 	"slices"
 	"time"
-
-	"github.com/ctibridge/ctibridge/store"
 )
 
 // Call is what the events of one call say, independent of the order in which
@@ -21,7 +17,7 @@ type Call struct {
 	Released   *Event
 }
 
-// Summarize folds stored events into a Call (evs in arrival order).
+// Summarize folds a call's events into a Call (evs in arrival order).
 //
 // The result depends only on the set of events, not on the order they
 // arrived in, as far as the events allow: Studio retries and parallel
@@ -31,17 +27,12 @@ type Call struct {
 // the transfers of the same call; answers among themselves and transfers
 // among themselves keep their arrival order. Queued and released events are
 // single moments: the earliest of each counts.
-func Summarize(masterID string, evs []store.Event) (Call, error) {
+func Summarize(masterID string, evs []Event) Call {
 	c := Call{MasterID: masterID}
 	decoded := make([]Event, 0, len(evs))
 	stamped := true // every agent event carries an occurredAt from Studio
 	keys := map[string]bool{}
-	for _, se := range evs {
-		var e Event
-		if err := json.Unmarshal(se.Payload, &e); err != nil {
-			return c, fmt.Errorf("event %d of %s: %w", se.ID, masterID, err)
-		}
-		e.Kind = Kind(se.Kind)
+	for _, e := range evs {
 		k := e.DedupeKey()
 		if keys[k] {
 			continue // the store keeps one of each; be as strict here
@@ -51,7 +42,7 @@ func Summarize(masterID string, evs []store.Event) (Call, error) {
 			if e.Kind == Answered || e.Kind == Transferred {
 				stamped = false
 			}
-			e.OccurredAt = se.OccurredAt
+			e.OccurredAt = e.ReceivedAt
 		}
 		decoded = append(decoded, e)
 	}
@@ -84,7 +75,7 @@ func Summarize(masterID string, evs []store.Event) (Call, error) {
 			}
 		}
 	}
-	return c, nil
+	return c
 }
 
 // rank is a kind's place in every call: queued, then the agents, then the
