@@ -45,6 +45,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Bridge, er
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if err := CheckConfig(cfg); err != nil {
+		return nil, err
+	}
 	env := cfg.Selected()
 	b := &Bridge{cfg: cfg, log: log}
 	b.ops = newOps(b)
@@ -80,7 +83,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Bridge, er
 		Observer: b.ops.metrics, Normalize: func(ani string) string { return callerid.Parse(ani, cfg.Callers.Region).E164 },
 	})
 	b.Intake = lifecycle.NewIntake(db, lc, pop, b.Rec)
-	keys, err := api.NewKeys(cfg.APIKeys, cfg.PlainAPIKeys)
+	keys, err := APIKeys(cfg)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -108,7 +111,7 @@ func (b *Bridge) drainTime() time.Duration {
 
 func (b *Bridge) clientConfig(env *config.Environment) servicenow.Config {
 	return servicenow.Config{
-		Instance: env.Instance, Auth: env.Auth.Client(), RequestsPerHour: env.RequestsPerHour, Burst: env.Burst,
+		Instance: env.Instance, Auth: servicenow.NewAuth(env.Auth.Method(), env.Auth.Username, env.Auth.Password, env.Auth.ClientID, env.Auth.ClientSecret), RequestsPerHour: env.RequestsPerHour, Burst: env.Burst,
 		MaxConcurrent: env.MaxConcurrent, Timeout: env.Timeout, Logger: b.log.With("component", "servicenow"),
 		UserAgent: "ctibridge", Observe: b.ops.metrics.observeServiceNow,
 	}
@@ -205,4 +208,22 @@ func newServer(h http.Handler) *http.Server {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 	}
+}
+
+// APIKeys checks the configured Studio API keys and builds the key set;
+// an error names the key at fault.
+func APIKeys(cfg *config.Config) (*api.Keys, error) {
+	hashed := make([]api.Key, len(cfg.APIKeys))
+	for i, k := range cfg.APIKeys {
+		hashed[i] = api.Key(k)
+	}
+	return api.NewKeys(hashed, cfg.PlainAPIKeys)
+}
+
+// CheckConfig checks what the configuration's owners check beyond the
+// configuration file's own rules: the Studio API keys and the callers'
+// region. Errors name the key at fault.
+func CheckConfig(cfg *config.Config) error {
+	_, err := APIKeys(cfg)
+	return errors.Join(err, callerid.CheckRegion(cfg.Callers.Region))
 }

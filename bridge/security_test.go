@@ -138,7 +138,7 @@ func TestPerKeyRateLimit(t *testing.T) {
 	second, entry := api.NewKey("second")
 	e := setup(t, func(c *config.Config) {
 		c.Security.RatePerKey, c.Security.Burst = 1, 2
-		c.APIKeys = append(c.APIKeys, entry)
+		c.APIKeys = append(c.APIKeys, config.APIKey(entry))
 	})
 	for i := range 2 {
 		if code, out := e.do("GET", "/v1/contacts/1", apiKey, nil); code != 404 {

@@ -170,8 +170,11 @@ func Same(stored string, n Number, region string) bool {
 	return false
 }
 
-// ValidRegion reports whether region is a region code phone numbers can be
-// read in (US, GB, DE, ...).
-func ValidRegion(region string) bool {
-	return phonenumbers.GetCountryCodeForRegion(strings.ToUpper(region)) != 0
+// CheckRegion checks the configured region (callers.region), a region code
+// national numbers can be read in (US, GB, DE, ...).
+func CheckRegion(region string) error {
+	if phonenumbers.GetCountryCodeForRegion(strings.ToUpper(region)) == 0 {
+		return fmt.Errorf("config: callers.region %q: want a region code like US, GB or DE", region)
+	}
+	return nil
 }

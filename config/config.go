@@ -22,10 +22,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/ctibridge/ctibridge/api"
-	"github.com/ctibridge/ctibridge/callerid"
 	"github.com/ctibridge/ctibridge/secret"
-	"github.com/ctibridge/ctibridge/servicenow"
 )
 
 // Config is the whole configuration.
@@ -41,7 +38,7 @@ type Config struct {
 
 	Environments map[string]*Environment `yaml:"environments"`
 
-	APIKeys []api.Key `yaml:"apiKeys"`
+	APIKeys []APIKey `yaml:"apiKeys"`
 	// PlainAPIKeys come from CTIBRIDGE_API_KEYS only.
 	PlainAPIKeys []secret.Secret `yaml:"-"`
 
@@ -67,6 +64,14 @@ type Environment struct {
 	Timeout         time.Duration `yaml:"timeout"`         // per request, default 10s
 }
 
+// APIKey is a Studio API key as configured: a name for the audit log and
+// the SHA-256 of the key ('ctibridge keys new' prints both). The api package
+// checks the hash when the bridge starts.
+type APIKey struct {
+	Name   string `yaml:"name"`
+	SHA256 string `yaml:"sha256"`
+}
+
 // Auth holds ServiceNow credentials. With ClientID and Username: OAuth password
 // grant; ClientID alone: OAuth client credentials; Username alone: basic auth.
 type Auth struct {
@@ -76,21 +81,6 @@ type Auth struct {
 	ClientID         string        `yaml:"clientId"`
 	ClientSecret     secret.Secret `yaml:"clientSecret"`
 	ClientSecretFile string        `yaml:"clientSecretFile"`
-}
-
-// Client is the ServiceNow client's view of the credentials, with the
-// method they select.
-func (a Auth) Client() servicenow.Auth {
-	auth := servicenow.Auth{Username: a.Username, Password: a.Password, ClientID: a.ClientID, ClientSecret: a.ClientSecret}
-	switch a.Method() {
-	case "basic":
-		auth.Method = servicenow.AuthBasic
-	case "oauth-password":
-		auth.Method = servicenow.AuthOAuthPassword
-	case "oauth-client-credentials":
-		auth.Method = servicenow.AuthOAuthClientCredentials
-	}
-	return auth
 }
 
 // Method names the authentication the credentials select.
@@ -418,12 +408,6 @@ func (c *Config) Validate() error {
 	}
 	if len(c.APIKeys)+len(c.PlainAPIKeys) == 0 {
 		bad("no API key for Studio; set apiKeys (see 'ctibridge keys new') or CTIBRIDGE_API_KEYS")
-	}
-	if _, err := api.NewKeys(c.APIKeys, c.PlainAPIKeys); err != nil {
-		bad("%v", err)
-	}
-	if !callerid.ValidRegion(c.Callers.Region) {
-		bad("callers.region %q: want a region code like US, GB or DE", c.Callers.Region)
 	}
 	switch c.Callers.Policy {
 	case "", "none", "latest":

@@ -105,6 +105,9 @@ const writeNote = "To prove the create and update rights, doctor creates two int
 // Run performs the checks. cfgErr is the configuration's validation error, if any.
 func Run(ctx context.Context, cfg *config.Config, cfgErr error, httpClient *http.Client) Report {
 	r := Report{Note: writeNote}
+	if cfgErr == nil {
+		cfgErr = callerid.CheckRegion(cfg.Callers.Region)
+	}
 	if cfgErr != nil {
 		r.add(Check{Name: "configuration is valid", Detail: cfgErr.Error(), Fix: "correct the keys named above"})
 		return r
@@ -157,7 +160,7 @@ func (r *Report) skipFrom(cfg *config.Config, name, why string) {
 func clientConfig(env *config.Environment, hc *http.Client) servicenow.Config {
 	// Two attempts: a create carries a sys_id chosen here, so one whose
 	// reply was lost is found by reading it back, not made twice.
-	return servicenow.Config{Instance: env.Instance, Auth: env.Auth.Client(), Timeout: 15 * time.Second, HTTPClient: hc,
+	return servicenow.Config{Instance: env.Instance, Auth: servicenow.NewAuth(env.Auth.Method(), env.Auth.Username, env.Auth.Password, env.Auth.ClientID, env.Auth.ClientSecret), Timeout: 15 * time.Second, HTTPClient: hc,
 		MaxConcurrent: 2, Retry: servicenow.RetryPolicy{Attempts: 2}}
 }
 

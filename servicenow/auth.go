@@ -36,6 +36,18 @@ func (m AuthMethod) String() string {
 	return "none"
 }
 
+// NewAuth builds credentials for the method named as AuthMethod.String
+// names it ("basic", "oauth-password", "oauth-client-credentials").
+func NewAuth(method, username string, password secret.Secret, clientID string, clientSecret secret.Secret) Auth {
+	a := Auth{Username: username, Password: password, ClientID: clientID, ClientSecret: clientSecret}
+	for _, m := range []AuthMethod{AuthBasic, AuthOAuthPassword, AuthOAuthClientCredentials} {
+		if m.String() == method {
+			a.Method = m
+		}
+	}
+	return a
+}
+
 // Auth holds credentials. Secrets are secret.Secret and never print.
 type Auth struct {
 	Method       AuthMethod
