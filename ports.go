@@ -67,3 +67,19 @@ type AgentFinder interface {
 type Warner interface {
 	Warn(ctx context.Context, key, operation, message string, window time.Duration)
 }
+
+// Step is one piece of a call's ServiceNow work, named as the error log,
+// the console and the admin API name it.
+type Step string
+
+// The steps, in the order a call goes through them.
+const (
+	StepCreate   Step = "create interaction"
+	StepIdentify Step = "identify caller"
+	StepLink     Step = "link related records"
+	StepMapAgent Step = "map agent"
+	StepUpdate   Step = "update interaction"
+)
+
+// Steps lists the steps in the order a call goes through them.
+func Steps() []Step { return []Step{StepCreate, StepIdentify, StepLink, StepMapAgent, StepUpdate} }

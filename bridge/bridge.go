@@ -33,6 +33,7 @@ type Bridge struct {
 	SN     *servicenow.Client
 	Rec    *lifecycle.Reconciler
 	Intake *lifecycle.Intake
+	Errors *lifecycle.ErrorLog
 	api    *api.Server
 	ops    *ops
 	logins *logins
@@ -83,6 +84,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Bridge, er
 		Observer: b.ops.metrics, Normalize: func(ani string) string { return callerid.Parse(ani, cfg.Callers.Region).E164 },
 	})
 	b.Intake = lifecycle.NewIntake(db, lc, pop, b.Rec)
+	b.Errors = lifecycle.NewErrorLog(db, b.Rec.Wake)
 	keys, err := APIKeys(cfg)
 	if err != nil {
 		db.Close()
@@ -226,4 +228,22 @@ func APIKeys(cfg *config.Config) (*api.Keys, error) {
 func CheckConfig(cfg *config.Config) error {
 	_, err := APIKeys(cfg)
 	return errors.Join(err, callerid.CheckRegion(cfg.Callers.Region))
+}
+
+// OpenErrorLog opens the configured store for the error log alone (the
+// command line's errors list and retry); a running bridge picks retried
+// calls up within its poll interval. Close the store with the function
+// returned.
+func OpenErrorLog(ctx context.Context, cfg *config.Config) (*lifecycle.ErrorLog, func() error, error) {
+	db, err := store.Open(ctx, cfg.Database)
+	if err != nil {
+		return nil, nil, err
+	}
+	return lifecycle.NewErrorLog(db, nil), db.Close, nil
+}
+
+// Backup copies the configured SQLite store to file while bridges may be
+// serving it (see store.Backup).
+func Backup(ctx context.Context, cfg *config.Config, file string) error {
+	return store.Backup(ctx, cfg.Database, file)
 }

@@ -7,29 +7,28 @@ import (
 
 	"github.com/ctibridge/ctibridge/console"
 	"github.com/ctibridge/ctibridge/lifecycle"
-	"github.com/ctibridge/ctibridge/store"
 )
 
 // consoleSource lets the console read and act on the bridge.
 type consoleSource struct{ b *Bridge }
 
-func (s consoleSource) Calls(ctx context.Context, f store.ContactFilter) ([]lifecycle.Status, error) {
+func (s consoleSource) Calls(ctx context.Context, f lifecycle.CallFilter) ([]lifecycle.Status, error) {
 	return s.b.Intake.Calls(ctx, f)
 }
 
-func (s consoleSource) Errors(ctx context.Context, f store.ErrorFilter) ([]store.ErrorEntry, error) {
-	return s.b.DB.Errors(ctx, f)
+func (s consoleSource) Errors(ctx context.Context, f lifecycle.ErrorFilter) ([]lifecycle.ErrorEntry, error) {
+	return s.b.Errors.List(ctx, f)
 }
 
 func (s consoleSource) RetryError(ctx context.Context, id int64) (int, error) {
-	return s.b.RetryError(ctx, id)
+	return s.b.Errors.Retry(ctx, id)
 }
 
-func (s consoleSource) RetryMatching(ctx context.Context, f store.ErrorFilter) (int, error) {
-	return s.b.RetryMatching(ctx, f)
+func (s consoleSource) RetryMatching(ctx context.Context, f lifecycle.ErrorFilter) (int, error) {
+	return s.b.Errors.RetryMatching(ctx, f)
 }
 
-func (s consoleSource) Queue(ctx context.Context) (store.Counts, error) { return s.b.DB.Counts(ctx) }
+func (s consoleSource) Queue(ctx context.Context) (lifecycle.QueueCounts, error) { return s.b.DB.Counts(ctx) }
 
 func (s consoleSource) RecordURL(sysID string) string { return s.b.pop.URL(sysID) }
 

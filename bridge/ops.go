@@ -3,14 +3,13 @@ package bridge
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/ctibridge/ctibridge/store"
+	"github.com/ctibridge/ctibridge/lifecycle"
 )
 
 // ops serves what operators and their tools use: health, readiness, metrics,
@@ -96,32 +95,10 @@ func (o *ops) registerAdmin(mux *http.ServeMux) {
 	mux.Handle("/console", o.b.consoleHandler())
 }
 
-func errorFilter(r *http.Request) (store.ErrorFilter, error) {
-	q := r.URL.Query()
-	f := store.ErrorFilter{OpenOnly: q.Get("open") != "false", Operation: q.Get("operation"), Severity: q.Get("severity"), MasterID: q.Get("contact")}
-	if v := q.Get("status"); v != "" {
-		// 0 would mean any status: refused, so that a retry cannot widen.
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 100 || n > 599 {
-			return f, errors.New("status must be an HTTP status from 100 to 599, like 403")
-		}
-		f.Status = n
-	}
-	if v := q.Get("since"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return f, errors.New("since must be a positive duration like 1h")
-		}
-		f.Since = time.Now().Add(-d)
-	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			return f, errors.New("limit must be 1 to 1000")
-		}
-		f.Limit = n
-	}
-	return f, nil
+// errorFilter reads the admin API's error-log filter (see
+// lifecycle.ParseErrorFilter).
+func errorFilter(r *http.Request) (lifecycle.ErrorFilter, error) {
+	return lifecycle.ParseErrorFilter(r.URL.Query(), time.Now())
 }
 
 func (o *ops) listErrors(w http.ResponseWriter, r *http.Request) {
@@ -130,7 +107,7 @@ func (o *ops) listErrors(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
-	entries, err := o.b.DB.Errors(r.Context(), f)
+	entries, err := o.b.Errors.List(r.Context(), f)
 	if err != nil {
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "error log unavailable"})
 		return
@@ -148,8 +125,8 @@ func (o *ops) retryError(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "id must be a number"})
 		return
 	}
-	n, err := o.b.RetryError(r.Context(), id)
-	if errors.Is(err, store.ErrNotFound) {
+	n, err := o.b.Errors.Retry(r.Context(), id)
+	if lifecycle.IsNoEntry(err) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such error entry"})
 		return
 	}
@@ -166,7 +143,7 @@ func (o *ops) retryMatching(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
-	n, err := o.b.RetryMatching(r.Context(), f)
+	n, err := o.b.Errors.RetryMatching(r.Context(), f)
 	if err != nil {
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "retry failed"})
 		return
@@ -175,7 +152,7 @@ func (o *ops) retryMatching(w http.ResponseWriter, r *http.Request) {
 }
 
 func (o *ops) listCalls(w http.ResponseWriter, r *http.Request) {
-	calls, err := o.b.Intake.Calls(r.Context(), store.ContactFilter{Limit: 200})
+	calls, err := o.b.Intake.Calls(r.Context(), lifecycle.CallFilter{Limit: 200})
 	if err != nil {
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "calls unavailable"})
 		return
@@ -198,41 +175,9 @@ type ErrorView struct {
 	Open      bool      `json:"open"`
 }
 
-func viewError(e store.ErrorEntry) ErrorView {
+func viewError(e lifecycle.ErrorEntry) ErrorView {
 	return ErrorView{ID: e.ID, Contact: e.MasterID, Operation: e.Operation, Severity: e.Severity, Status: e.Status,
 		Message: e.Message, Detail: e.Detail, Attempts: e.Attempts, FirstAt: e.FirstAt, LastAt: e.LastAt, Open: e.Open()}
-}
-
-// RetryError makes the call behind an error entry due again now.
-func (b *Bridge) RetryError(ctx context.Context, id int64) (int, error) {
-	e, err := b.DB.Error(ctx, id)
-	if err != nil {
-		return 0, err
-	}
-	if e.MasterID == "" {
-		return 0, nil
-	}
-	n, err := b.DB.Retry(ctx, e.MasterID)
-	b.Rec.Wake()
-	return n, err
-}
-
-// RetryMatching retries the calls behind every open error entry matching f.
-func (b *Bridge) RetryMatching(ctx context.Context, f store.ErrorFilter) (int, error) {
-	f.OpenOnly, f.Limit = true, 10000
-	entries, err := b.DB.Errors(ctx, f)
-	if err != nil {
-		return 0, err
-	}
-	var ids []string
-	for _, e := range entries {
-		if e.MasterID != "" {
-			ids = append(ids, e.MasterID)
-		}
-	}
-	n, err := b.DB.Retry(ctx, ids...)
-	b.Rec.Wake()
-	return n, err
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -202,7 +202,7 @@ func (f *Finder) lookup(ctx context.Context, n Number) (ctibridge.Caller, error)
 		}
 		// Counted, so that matches hidden by ACLs show (200, a count, no rows).
 		recs, err := f.sn.List(ctx, src.Table, servicenow.ListOptions{Query: qs, Fields: fields, Limit: 10, ExcludeReferenceLink: true})
-		if f.refused(ctx, src.Table, "identify caller", err) || f.hidden(ctx, src.Table, err) {
+		if f.refused(ctx, src.Table, string(ctibridge.StepIdentify), err) || f.hidden(ctx, src.Table, err) {
 			continue
 		}
 		if err != nil {
@@ -235,7 +235,7 @@ func (f *Finder) lookup(ctx context.Context, n Number) (ctibridge.Caller, error)
 			acc, err := f.sn.Get(ctx, "customer_contact", r.SysID())
 			if err == nil {
 				c.Account = acc.Get("account")
-			} else if !f.refused(ctx, "customer_contact", "identify caller", err) {
+			} else if !f.refused(ctx, "customer_contact", string(ctibridge.StepIdentify), err) {
 				return c, err
 			}
 		default:
@@ -289,7 +289,7 @@ func (f *Finder) related(ctx context.Context, c ctibridge.Caller) ([]ctibridge.R
 		}
 		recs, err := f.sn.List(ctx, s.table, servicenow.ListOptions{Query: qs, Fields: []string{"sys_id", "number", "sys_updated_on"},
 			Limit: f.o.Related, NoCount: true})
-		if f.refused(ctx, s.table, "link related records", err) {
+		if f.refused(ctx, s.table, string(ctibridge.StepLink), err) {
 			continue
 		}
 		if err != nil {
@@ -335,7 +335,7 @@ func (f *Finder) hidden(ctx context.Context, table string, err error) bool {
 		return false
 	}
 	if f.o.Warner != nil {
-		f.o.Warner.Warn(ctx, "hidden:"+table, "identify caller", fmt.Sprintf(
+		f.o.Warner.Warn(ctx, "hidden:"+table, string(ctibridge.StepIdentify), fmt.Sprintf(
 			"Records in %s match a caller's number, but ACLs hide them from the integration user, so callers there go unidentified. "+
 				"Grant the integration user read access to the rows of %s (not only the table).", table, table), f.o.WarnWindow)
 	}

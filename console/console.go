@@ -19,12 +19,11 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/ctibridge/ctibridge"
 	"github.com/ctibridge/ctibridge/lifecycle"
-	"github.com/ctibridge/ctibridge/store"
 )
 
 //go:embed templates/*.html
@@ -35,13 +34,13 @@ var assetFS embed.FS
 
 // Source is what the console shows and acts on; the bridge provides it.
 type Source interface {
-	Calls(ctx context.Context, f store.ContactFilter) ([]lifecycle.Status, error)
-	Errors(ctx context.Context, f store.ErrorFilter) ([]store.ErrorEntry, error)
+	Calls(ctx context.Context, f lifecycle.CallFilter) ([]lifecycle.Status, error)
+	Errors(ctx context.Context, f lifecycle.ErrorFilter) ([]lifecycle.ErrorEntry, error)
 	RetryError(ctx context.Context, id int64) (int, error)
-	RetryMatching(ctx context.Context, f store.ErrorFilter) (int, error)
+	RetryMatching(ctx context.Context, f lifecycle.ErrorFilter) (int, error)
 	Chart(now time.Time, minutes int) []Point
 	Budget() Budget
-	Queue(ctx context.Context) (store.Counts, error)
+	Queue(ctx context.Context) (lifecycle.QueueCounts, error)
 	RecordURL(sysID string) string // opens the interaction in ServiceNow
 }
 
@@ -246,13 +245,13 @@ func (c *Console) renderStatus(w http.ResponseWriter, r *http.Request, status in
 }
 
 func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
-	calls, err := c.src.Calls(r.Context(), store.ContactFilter{Limit: 100})
+	calls, err := c.src.Calls(r.Context(), lifecycle.CallFilter{Limit: 100})
 	if err != nil {
 		http.Error(w, "calls unavailable", http.StatusInternalServerError)
 		return
 	}
 	q, _ := c.src.Queue(r.Context())
-	open, _ := c.src.Errors(r.Context(), store.ErrorFilter{OpenOnly: true, Severity: store.SeverityError, Limit: 1000})
+	open, _ := c.src.Errors(r.Context(), lifecycle.ErrorFilter{OpenOnly: true, Severity: lifecycle.SeverityError, Limit: 1000})
 	pts := c.src.Chart(c.now(), 180)
 	c.render(w, r, "overview", map[string]any{
 		"Calls": calls, "Queue": q, "OpenErrors": len(open), "Budget": c.src.Budget(), "Chart": chart(pts),
@@ -262,12 +261,12 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 
 func (c *Console) callPage(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	calls, err := c.src.Calls(r.Context(), store.ContactFilter{Limit: 1, MasterID: id})
+	calls, err := c.src.Calls(r.Context(), lifecycle.CallFilter{Limit: 1, MasterID: id})
 	if err != nil || len(calls) == 0 {
 		http.NotFound(w, r)
 		return
 	}
-	errs, _ := c.src.Errors(r.Context(), store.ErrorFilter{MasterID: id, Limit: 50})
+	errs, _ := c.src.Errors(r.Context(), lifecycle.ErrorFilter{MasterID: id, Limit: 50})
 	c.render(w, r, "call", map[string]any{"Call": calls[0], "Entries": errs, "Src": c.src})
 }
 
@@ -276,37 +275,36 @@ type filterError struct{ field, want string }
 
 func (e *filterError) Error() string { return e.field + ": " + e.want }
 
-// errorFilter reads the error-log filter of the errors page and of "Retry all
-// matching". A value it does not understand is an error, never ignored:
-// ignoring it would widen the filter, and the retry with it.
-func errorFilter(r *http.Request, now time.Time) (store.ErrorFilter, map[string]string, error) {
+// filterLabels name the filter's parameters as the errors page labels them.
+var filterLabels = map[string]string{"status": "HTTP status", "since": "Seen within", "open": "include resolved",
+	"operation": "Operation", "severity": "Severity", "limit": "limit", "contact": "contact"}
+
+// errorFilter reads the filter of the errors page and of "Retry all
+// matching" the way the admin API and the command line do
+// (lifecycle.ParseErrorFilter), and the values to show in the form again.
+// The page shows up to 200 entries.
+func errorFilter(r *http.Request, now time.Time) (lifecycle.ErrorFilter, map[string]string, error) {
 	q := r.URL.Query()
 	if r.Method == http.MethodPost {
 		q = r.PostForm
 	}
-	f := store.ErrorFilter{OpenOnly: q.Get("all") == "", Operation: q.Get("operation"), Severity: q.Get("severity"), Limit: 200}
-	form := map[string]string{"operation": q.Get("operation"), "status": q.Get("status"), "since": q.Get("since"),
-		"severity": q.Get("severity"), "all": q.Get("all")}
-	if v := strings.TrimSpace(q.Get("status")); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 100 || n > 599 {
-			return f, form, &filterError{"HTTP status", "want a status code from 100 to 599, like 403"}
-		}
-		f.Status = n
+	form := map[string]string{}
+	for _, k := range []string{"operation", "status", "since", "severity", "open"} {
+		form[k] = q.Get(k)
 	}
-	if v := strings.TrimSpace(q.Get("since")); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return f, form, &filterError{"Seen within", "want a duration like 90m or 2h"}
-		}
-		f.Since = now.Add(-d)
+	f, err := lifecycle.ParseErrorFilter(q, now)
+	if fe, ok := err.(*lifecycle.FilterError); ok {
+		return f, form, &filterError{filterLabels[fe.Param], fe.Want}
 	}
-	return f, form, nil
+	if f.Limit == 0 {
+		f.Limit = 200
+	}
+	return f, form, err
 }
 
 func (c *Console) errorsPage(w http.ResponseWriter, r *http.Request) {
 	data := map[string]any{"Retried": r.URL.Query().Get("retried"),
-		"Operations": []string{"identify caller", "map agent", "create interaction", "update interaction", "link related records"}}
+		"Operations": ctibridge.Steps()}
 	f, form, err := errorFilter(r, c.now())
 	data["Filter"] = form
 	if err != nil {
@@ -353,8 +351,8 @@ func (c *Console) retryAll(w http.ResponseWriter, r *http.Request) {
 
 func (c *Console) lookupsPage(w http.ResponseWriter, r *http.Request) {
 	day := c.now().Add(-24 * time.Hour)
-	agents, _ := c.src.Errors(r.Context(), store.ErrorFilter{Severity: store.SeverityWarning, Operation: "map agent", Since: day, Limit: 500})
-	calls, _ := c.src.Calls(r.Context(), store.ContactFilter{Since: day, Limit: 2000})
+	agents, _ := c.src.Errors(r.Context(), lifecycle.ErrorFilter{Severity: lifecycle.SeverityWarning, Operation: string(ctibridge.StepMapAgent), Since: day, Limit: 500})
+	calls, _ := c.src.Calls(r.Context(), lifecycle.CallFilter{Since: day, Limit: 2000})
 	var unmatched []lifecycle.Status
 	for _, s := range calls {
 		if s.CallerMatch == "none" || s.CallerMatch == "ambiguous" || s.CallerMatch == "withheld" {

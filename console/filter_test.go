@@ -12,30 +12,29 @@ import (
 	"time"
 
 	"github.com/ctibridge/ctibridge/lifecycle"
-	"github.com/ctibridge/ctibridge/store"
 )
 
 // fakeSource records the filters the console asks for.
 type fakeSource struct {
-	errors  []store.ErrorFilter
-	retries []store.ErrorFilter
+	errors  []lifecycle.ErrorFilter
+	retries []lifecycle.ErrorFilter
 }
 
-func (s *fakeSource) Calls(context.Context, store.ContactFilter) ([]lifecycle.Status, error) {
+func (s *fakeSource) Calls(context.Context, lifecycle.CallFilter) ([]lifecycle.Status, error) {
 	return nil, nil
 }
-func (s *fakeSource) Errors(_ context.Context, f store.ErrorFilter) ([]store.ErrorEntry, error) {
+func (s *fakeSource) Errors(_ context.Context, f lifecycle.ErrorFilter) ([]lifecycle.ErrorEntry, error) {
 	s.errors = append(s.errors, f)
 	return nil, nil
 }
 func (s *fakeSource) RetryError(context.Context, int64) (int, error) { return 0, nil }
-func (s *fakeSource) RetryMatching(_ context.Context, f store.ErrorFilter) (int, error) {
+func (s *fakeSource) RetryMatching(_ context.Context, f lifecycle.ErrorFilter) (int, error) {
 	s.retries = append(s.retries, f)
 	return 7, nil
 }
 func (s *fakeSource) Chart(time.Time, int) []Point                { return nil }
 func (s *fakeSource) Budget() Budget                              { return Budget{} }
-func (s *fakeSource) Queue(context.Context) (store.Counts, error) { return store.Counts{}, nil }
+func (s *fakeSource) Queue(context.Context) (lifecycle.QueueCounts, error) { return lifecycle.QueueCounts{}, nil }
 func (s *fakeSource) RecordURL(sysID string) string               { return "https://example.test/" + sysID }
 
 var testNow = time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
@@ -92,7 +91,7 @@ func TestFilterMistakesAreNamedNotIgnored(t *testing.T) {
 	if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/console/errors?retried=7" {
 		t.Fatalf("good filter: %d %s", w.Code, w.Header().Get("Location"))
 	}
-	want := store.ErrorFilter{OpenOnly: true, Operation: "create interaction", Status: 403, Since: testNow.Add(-90 * time.Minute), Limit: 200}
+	want := lifecycle.ErrorFilter{OpenOnly: true, Operation: "create interaction", Status: 403, Since: testNow.Add(-90 * time.Minute), Limit: 200}
 	if len(src.retries) != 1 || src.retries[0] != want {
 		t.Errorf("retried %+v, want %+v", src.retries, want)
 	}
@@ -110,8 +109,8 @@ func FuzzErrorFilter(f *testing.F) {
 	f.Add("x", "+403", "9223372036854775807ns", "", "")
 	f.Add("", " 599 ", "1h30m ", "", "")
 	src, do := loggedIn(f)
-	f.Fuzz(func(t *testing.T, operation, status, since, severity, all string) {
-		in := url.Values{"operation": {operation}, "status": {status}, "since": {since}, "severity": {severity}, "all": {all}}
+	f.Fuzz(func(t *testing.T, operation, status, since, severity, open string) {
+		in := url.Values{"operation": {operation}, "status": {status}, "since": {since}, "severity": {severity}, "open": {open}}
 		r := httptest.NewRequest("GET", "/console/errors?"+in.Encode(), nil)
 		flt, form, err := errorFilter(r, testNow)
 		for k, v := range form {
@@ -124,7 +123,11 @@ func FuzzErrorFilter(f *testing.F) {
 				t.Fatalf("%v does not name the field", err)
 			}
 		} else {
-			if flt.Operation != operation || flt.Severity != severity || flt.OpenOnly != (all == "") || flt.Limit != 200 {
+			wantOpen := true
+			if v := strings.TrimSpace(open); v != "" {
+				wantOpen, _ = strconv.ParseBool(v)
+			}
+			if flt.Operation != strings.TrimSpace(operation) || flt.Severity != strings.TrimSpace(severity) || flt.OpenOnly != wantOpen || flt.Limit != 200 {
 				t.Fatalf("filter %+v from %v", flt, in)
 			}
 			if strings.TrimSpace(status) != "" {

@@ -252,20 +252,9 @@ func (r *Reconciler) mapFields(fields map[string]string, e *ctibridge.Event) {
 	}
 }
 
-// step is one ServiceNow operation, named for the error log.
-type step string
-
-const (
-	stepIdentify = step("identify caller")
-	stepAgent    = step("map agent")
-	stepCreate   = step("create interaction")
-	stepUpdate   = step("update interaction")
-	stepRelated  = step("link related records")
-)
-
 // stepError says which step failed.
 type stepError struct {
-	step step
+	step ctibridge.Step
 	err  error
 }
 
@@ -278,7 +267,7 @@ func (e *stepError) Error() string {
 }
 func (e *stepError) Unwrap() error { return e.err }
 
-func failed(st step, err error) error { return &stepError{st, err} }
+func failed(st ctibridge.Step, err error) error { return &stepError{st, err} }
 
 // sync brings ServiceNow in line with the call. It returns the synced state
 // reached, also on error, so progress survives a failed attempt.
@@ -294,7 +283,7 @@ func (r *Reconciler) sync(ctx context.Context, masterID, sysID string, call ctib
 	later := r.lookup(ctx, call, &s)
 	if len(s.NotesUnsure) > 0 {
 		if err := r.settleNotes(ctx, &s); err != nil {
-			return s, failed(stepUpdate, err)
+			return s, failed(ctibridge.StepUpdate, err)
 		}
 	}
 	d := r.want(call, s)
@@ -316,15 +305,15 @@ func (r *Reconciler) sync(ctx context.Context, masterID, sysID string, call ctib
 			// nothing and write every field.
 			current, gerr := r.sn.get(ctx, r.cfg.Table, s.SysID)
 			if gerr != nil && !errors.Is(gerr, errUnreadable) {
-				return s, failed(stepCreate, gerr)
+				return s, failed(ctibridge.StepCreate, gerr)
 			}
 			s.Created, s.Number, s.Fields = true, current["number"], current
 			s.ModCount, s.Writer = current["sys_mod_count"], current["sys_created_by"]
 		case err != nil:
-			return s, failed(stepCreate, err)
+			return s, failed(ctibridge.StepCreate, err)
 		default:
 			if res.sysIDIgnored && r.warn != nil {
-				r.warn.Warn(ctx, "sysid-ignored:"+r.cfg.Table, string(stepCreate), fmt.Sprintf(
+				r.warn.Warn(ctx, "sysid-ignored:"+r.cfg.Table, string(ctibridge.StepCreate), fmt.Sprintf(
 					"ServiceNow created %s %s under a sys_id of its own, not the one ctibridge chose (%s). ctibridge follows the real one, "+
 						"but screen-pop URLs handed to Studio before the record existed do not open it, and a create retried after a lost reply "+
 						"could make a second record. Look for a business rule on %s that sets sys_id.", r.cfg.Table, res.number, s.SysID, r.cfg.Table),
@@ -347,7 +336,7 @@ func (r *Reconciler) sync(ctx context.Context, masterID, sysID string, call ctib
 		// sys_mod_count first, so a lost reply to the notes can be told.
 		current, err := r.sn.get(ctx, r.cfg.Table, s.SysID)
 		if err != nil && !errors.Is(err, errUnreadable) {
-			return s, failed(stepUpdate, err)
+			return s, failed(ctibridge.StepUpdate, err)
 		}
 		s.ModCount = current["sys_mod_count"]
 		if s.Writer == "" {
@@ -387,7 +376,7 @@ func (r *Reconciler) sync(ctx context.Context, masterID, sysID string, call ctib
 			} else if len(pending) == 0 {
 				s.ModCount = "" // unknown until read back
 			}
-			return s, failed(stepUpdate, err)
+			return s, failed(ctibridge.StepUpdate, err)
 		}
 		s.NotesUnsure = nil
 		if s.Fields == nil {
@@ -402,7 +391,7 @@ func (r *Reconciler) sync(ctx context.Context, masterID, sysID string, call ctib
 		}
 	}
 	if err := r.linkRelated(ctx, &s, priorLinks); err != nil {
-		return s, failed(stepRelated, err)
+		return s, failed(ctibridge.StepLink, err)
 	}
 	return s, later
 }
@@ -430,27 +419,27 @@ func (r *Reconciler) lookup(ctx context.Context, call ctibridge.Call, s *synced)
 		apply func(*synced) // nil when there is nothing to keep
 		err   error
 	}
-	var steps []step
+	var steps []ctibridge.Step
 	var jobs []func(context.Context) result
 	if q := call.Queued; q != nil && r.callers != nil && (s.Caller == nil || s.CallerANI != q.ANI) {
 		ani := q.ANI
-		steps = append(steps, stepIdentify)
+		steps = append(steps, ctibridge.StepIdentify)
 		jobs = append(jobs, func(ctx context.Context) result {
 			c, err := r.callers.FindCaller(ctx, ani)
 			if err != nil {
-				return result{err: failed(stepIdentify, err)}
+				return result{err: failed(ctibridge.StepIdentify, err)}
 			}
 			rel, err := r.callers.OpenTasks(ctx, c)
 			c.Related = rel
-			return result{apply: func(s *synced) { s.Caller, s.CallerANI, s.TasksFound = &c, ani, err == nil }, err: wrapStep(stepRelated, err)}
+			return result{apply: func(s *synced) { s.Caller, s.CallerANI, s.TasksFound = &c, ani, err == nil }, err: wrapStep(ctibridge.StepLink, err)}
 		})
 	} else if s.Caller != nil && r.callers != nil && !s.TasksFound {
 		c := *s.Caller
-		steps = append(steps, stepRelated)
+		steps = append(steps, ctibridge.StepLink)
 		jobs = append(jobs, func(ctx context.Context) result {
 			rel, err := r.callers.OpenTasks(ctx, c)
 			if err != nil {
-				return result{err: failed(stepRelated, err)}
+				return result{err: failed(ctibridge.StepLink, err)}
 			}
 			return result{apply: func(s *synced) { s.Caller.Related, s.TasksFound = rel, true }}
 		})
@@ -462,14 +451,14 @@ func (r *Reconciler) lookup(ctx context.Context, call ctibridge.Call, s *synced)
 			continue
 		}
 		seen[k] = true
-		steps = append(steps, stepAgent)
+		steps = append(steps, ctibridge.StepMapAgent)
 		jobs = append(jobs, func(ctx context.Context) result {
 			u, err := r.agents.FindAgent(ctx, ctibridge.Agent{ID: e.AgentID, UserName: e.AgentUserName, Email: e.AgentEmail})
 			if err != nil {
-				return result{err: failed(stepAgent, err)}
+				return result{err: failed(ctibridge.StepMapAgent, err)}
 			}
 			if u.SysID == "" && r.warn != nil {
-				r.warn.Warn(ctx, "unmapped-agent:"+k, string(stepAgent), fmt.Sprintf(
+				r.warn.Warn(ctx, "unmapped-agent:"+k, string(ctibridge.StepMapAgent), fmt.Sprintf(
 					"%s has no ServiceNow user (user name %q, e-mail %q); interactions stay unassigned",
 					agentLabel(e, u), e.AgentUserName, e.AgentEmail), r.cfg.WarnWindow)
 			}
@@ -518,7 +507,7 @@ func (r *Reconciler) lookup(ctx context.Context, call ctibridge.Call, s *synced)
 }
 
 // wrapStep is failed for an error that may be nil.
-func wrapStep(st step, err error) error {
+func wrapStep(st ctibridge.Step, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -546,7 +535,7 @@ func (r *Reconciler) compareStored(ctx context.Context, s *synced, asked, stored
 		}
 		s.Rewritten[k] = v
 		if r.warn != nil {
-			r.warn.Warn(ctx, "rewritten:"+r.cfg.Table+"."+k, string(stepUpdate), fmt.Sprintf(
+			r.warn.Warn(ctx, "rewritten:"+r.cfg.Table+"."+k, string(ctibridge.StepUpdate), fmt.Sprintf(
 				"ServiceNow stored %s.%s = %q on %s where ctibridge wrote %q, and answered success: the value is not a valid choice, "+
 					"the integration user may not write the field, or a business rule changed it. ctibridge does not write it again until the call "+
 					"needs another value. Check the field's choices, its write ACL and the business rules on %s.",
@@ -638,7 +627,7 @@ func (r *Reconciler) linkRelated(ctx context.Context, s *synced, prior []string)
 			s.RelatedUnsure = slices.DeleteFunc(s.RelatedUnsure, func(k string) bool { return k == key }) // not made
 			return err
 		case res.unconfirmed && r.warn != nil:
-			r.warn.Warn(ctx, "related-unconfirmed", string(stepRelated), fmt.Sprintf(
+			r.warn.Warn(ctx, "related-unconfirmed", string(ctibridge.StepLink), fmt.Sprintf(
 				"ServiceNow refused to link %s %s to interaction %s again after an earlier attempt's outcome was lost, and the integration user may not "+
 					"read interaction_related_record to check: ctibridge takes the link as made. Grant read on interaction_related_record to confirm such links.",
 				t.Table, t.Number, s.Number), r.cfg.WarnWindow)

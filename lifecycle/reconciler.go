@@ -371,24 +371,6 @@ func (r *Reconciler) observe(outcome string, start time.Time) {
 	}
 }
 
-// DBWarner writes warnings to the error log, once per key per window.
-type DBWarner struct {
-	DB  *store.DB
-	Log *slog.Logger
-}
-
-// Warn implements Warner.
-func (w DBWarner) Warn(ctx context.Context, key, operation, message string, window time.Duration) {
-	_, created, err := w.DB.RecordError(ctx, store.ErrorEntry{
-		Operation: operation, Severity: store.SeverityWarning, Message: message, DedupeKey: key,
-	}, window)
-	if err != nil {
-		w.Log.Error("error log", "err", err)
-	} else if created {
-		w.Log.Warn(message, "key", key)
-	}
-}
-
 // Agents returns the agent finder in use.
 func (r *Reconciler) Agents() ctibridge.AgentFinder { return r.agents }
 

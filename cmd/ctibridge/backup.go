@@ -8,7 +8,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/ctibridge/ctibridge/store"
+	"github.com/ctibridge/ctibridge/bridge"
 )
 
 // backup copies the configured SQLite store to a new file, consistently,
@@ -31,7 +31,7 @@ func backup(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return errors.New("backup: name one file to write the backup to (flags go before it)")
 	}
 	file := fs.Arg(0)
-	if err := store.Backup(ctx, cfg.Database, file); err != nil {
+	if err := bridge.Backup(ctx, cfg, file); err != nil {
 		return err
 	}
 	size := int64(0)

@@ -5,15 +5,18 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"strconv"
 	"text/tabwriter"
 	"time"
 
-	"github.com/ctibridge/ctibridge/store"
+	"github.com/ctibridge/ctibridge/bridge"
+	"github.com/ctibridge/ctibridge/lifecycle"
 )
 
 // errorsCmd lists and retries the integration error log straight from the
 // store; a running bridge picks retried calls up within its poll interval.
+// Its flags are the admin API's filter parameters, read by the same parser.
 func errorsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || (args[0] != "list" && args[0] != "retry") {
 		fmt.Fprintln(stderr, "usage: ctibridge errors list [flags] | ctibridge errors retry [flags] [ID...]")
@@ -23,25 +26,38 @@ func errorsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := flag.NewFlagSet("errors "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	all := fs.Bool("all", false, "include resolved entries (list)")
-	op := fs.String("operation", "", "only this operation, e.g. \"create interaction\"")
-	status := fs.Int("status", 0, "only this ServiceNow HTTP status")
-	since := fs.Duration("since", 0, "only entries seen within this long, e.g. 1h")
-	limit := fs.Int("limit", 50, "at most this many (list)")
+	q := url.Values{}
+	for _, p := range []struct{ name, usage string }{
+		{"operation", "only this operation, e.g. \"create interaction\""},
+		{"severity", "only this severity: error or warning"},
+		{"contact", "only this master contact id"},
+		{"status", "only this ServiceNow HTTP status"},
+		{"since", "only entries seen within this long, e.g. 1h"},
+		{"limit", "at most this many (list; default 50)"},
+	} {
+		fs.Func(p.name, p.usage, func(v string) error { q.Set(p.name, v); return nil })
+	}
 	cfg, err := loadConfig(fs, args[1:])
 	if err != nil {
 		return err
 	}
-	db, err := store.Open(ctx, cfg.Database)
+	if *all {
+		q.Set("open", "false")
+	}
+	if q.Get("limit") == "" {
+		q.Set("limit", "50")
+	}
+	f, err := lifecycle.ParseErrorFilter(q, time.Now())
+	if err != nil {
+		return fmt.Errorf("errors %s: -%w", sub, err)
+	}
+	log, closeStore, err := bridge.OpenErrorLog(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	f := store.ErrorFilter{OpenOnly: !*all, Operation: *op, Status: *status, Limit: *limit}
-	if *since > 0 {
-		f.Since = time.Now().Add(-*since)
-	}
+	defer closeStore()
 	if sub == "list" {
-		entries, err := db.Errors(ctx, f)
+		entries, err := log.List(ctx, f)
 		if err != nil {
 			return err
 		}
@@ -53,32 +69,20 @@ func errorsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		return tw.Flush()
 	}
-	var ids []string
+	var n int
 	if fs.NArg() > 0 {
+		ids := make([]int64, 0, fs.NArg())
 		for _, a := range fs.Args() {
 			id, err := strconv.ParseInt(a, 10, 64)
 			if err != nil {
 				return fmt.Errorf("errors retry: %q is not an entry id", a)
 			}
-			e, err := db.Error(ctx, id)
-			if err != nil {
-				return err
-			}
-			ids = append(ids, e.MasterID)
+			ids = append(ids, id)
 		}
+		n, err = log.Retry(ctx, ids...)
 	} else {
-		f.Limit = 100000
-		entries, err := db.Errors(ctx, f)
-		if err != nil {
-			return err
-		}
-		for _, e := range entries {
-			if e.MasterID != "" {
-				ids = append(ids, e.MasterID)
-			}
-		}
+		n, err = log.RetryMatching(ctx, f)
 	}
-	n, err := db.Retry(ctx, ids...)
 	if err != nil {
 		return err
 	}
