@@ -28,7 +28,9 @@ func (s consoleSource) RetryMatching(ctx context.Context, f lifecycle.ErrorFilte
 	return s.b.Errors.RetryMatching(ctx, f)
 }
 
-func (s consoleSource) Queue(ctx context.Context) (lifecycle.QueueCounts, error) { return s.b.DB.Counts(ctx) }
+func (s consoleSource) Queue(ctx context.Context) (lifecycle.QueueCounts, error) {
+	return s.b.DB.Counts(ctx)
+}
 
 func (s consoleSource) RecordURL(sysID string) string { return s.b.pop.URL(sysID) }
 

@@ -32,10 +32,12 @@ func (s *fakeSource) RetryMatching(_ context.Context, f lifecycle.ErrorFilter) (
 	s.retries = append(s.retries, f)
 	return 7, nil
 }
-func (s *fakeSource) Chart(time.Time, int) []Point                { return nil }
-func (s *fakeSource) Budget() Budget                              { return Budget{} }
-func (s *fakeSource) Queue(context.Context) (lifecycle.QueueCounts, error) { return lifecycle.QueueCounts{}, nil }
-func (s *fakeSource) RecordURL(sysID string) string               { return "https://example.test/" + sysID }
+func (s *fakeSource) Chart(time.Time, int) []Point { return nil }
+func (s *fakeSource) Budget() Budget               { return Budget{} }
+func (s *fakeSource) Queue(context.Context) (lifecycle.QueueCounts, error) {
+	return lifecycle.QueueCounts{}, nil
+}
+func (s *fakeSource) RecordURL(sysID string) string { return "https://example.test/" + sysID }
 
 var testNow = time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
 
