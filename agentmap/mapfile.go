@@ -9,109 +9,53 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/ctibridge/ctibridge/filewatch"
 )
 
 // MapFile is the explicit agent map: CXone agent id → ServiceNow sys_id or
 // user_name. CSV (two columns; a header line starting with "agent" is skipped)
-// or YAML (a mapping), by extension. It is re-read when its modification time
-// changes, checked at most every few seconds, so operators can edit it without
-// a restart; a file that no longer parses keeps the last good map.
+// or YAML (a mapping), by extension. It is read again when it changes
+// (checked at most every few seconds), so operators can edit it without a
+// restart; a file that no longer parses keeps the last good map.
 type MapFile struct {
-	path string
-
-	mu      sync.Mutex
-	entries map[string]string
-	modTime time.Time
-	checked time.Time
-	changed bool
-	lastErr error
+	w *filewatch.Value[map[string]string]
 }
 
 const recheck = 2 * time.Second
 
 // OpenMapFile reads the map file.
 func OpenMapFile(path string) (*MapFile, error) {
-	m := &MapFile{path: path}
-	if err := m.load(); err != nil {
+	w, err := filewatch.New(recheck, func() (map[string]string, error) {
+		b, err := os.ReadFile(path)
+		if err == nil {
+			var m map[string]string
+			if m, err = parseMap(path, b); err == nil {
+				return m, nil
+			}
+		}
+		return nil, fmt.Errorf("agent map %s: %w", path, err)
+	}, path)
+	if err != nil {
 		return nil, err
 	}
-	m.changed = false
-	return m, nil
+	return &MapFile{w}, nil
 }
 
 // Lookup returns the target for a CXone agent id.
 func (m *MapFile) Lookup(agentID string) (string, bool) {
-	m.maybeReload()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	v, ok := m.entries[agentID]
+	v, ok := m.w.Get()[agentID]
 	return v, ok
 }
 
 // Changed reports (once) whether the file was reloaded since the last call.
-func (m *MapFile) Changed() bool {
-	m.maybeReload()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	c := m.changed
-	m.changed = false
-	return c
-}
+func (m *MapFile) Changed() bool { return m.w.Changed() }
 
 // Err is the last reload error, nil if the current file parsed.
-func (m *MapFile) Err() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.lastErr
-}
-
-func (m *MapFile) maybeReload() {
-	m.mu.Lock()
-	due := time.Since(m.checked) >= recheck
-	m.mu.Unlock()
-	if due {
-		m.load()
-	}
-}
-
-func (m *MapFile) load() error {
-	m.mu.Lock()
-	m.checked = time.Now()
-	m.mu.Unlock()
-	st, err := os.Stat(m.path)
-	if err != nil {
-		return m.fail(fmt.Errorf("agent map %s: %w", m.path, err))
-	}
-	m.mu.Lock()
-	same := st.ModTime().Equal(m.modTime) && m.entries != nil
-	m.mu.Unlock()
-	if same {
-		return nil
-	}
-	b, err := os.ReadFile(m.path)
-	if err != nil {
-		return m.fail(fmt.Errorf("agent map %s: %w", m.path, err))
-	}
-	entries, err := parseMap(m.path, b)
-	if err != nil {
-		return m.fail(fmt.Errorf("agent map %s: %w", m.path, err))
-	}
-	m.mu.Lock()
-	m.entries, m.modTime, m.changed, m.lastErr = entries, st.ModTime(), true, nil
-	m.mu.Unlock()
-	return nil
-}
-
-func (m *MapFile) fail(err error) error {
-	m.mu.Lock()
-	m.lastErr = err
-	m.mu.Unlock()
-	return err
-}
+func (m *MapFile) Err() error { return m.w.Err() }
 
 func parseMap(path string, b []byte) (map[string]string, error) {
 	out := map[string]string{}

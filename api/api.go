@@ -139,7 +139,9 @@ type keyNameCtx struct{}
 // KeyName returns the name of the API key that authenticated r.
 func KeyName(ctx context.Context) string { s, _ := ctx.Value(keyNameCtx{}).(string); return s }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// WriteJSON answers with v as JSON, never cached: every JSON reply of the
+// bridge's HTTP surfaces goes through it.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
@@ -147,7 +149,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeProblem(w http.ResponseWriter, status int, field, msg string) {
-	writeJSON(w, status, Problem{Status: "error", Error: msg, Field: field, Code: status})
+	WriteJSON(w, status, Problem{Status: "error", Error: msg, Field: field, Code: status})
 }
 
 // EventReply is the answer to an accepted event.
@@ -213,7 +215,7 @@ func (s *Server) handleEvent(w http.ResponseWriter, r *http.Request) {
 		cancel()
 	}
 	s.log.Info("api: event", "contact", id, "event", kind, "key", KeyName(r.Context()), "status", reply.Status)
-	writeJSON(w, http.StatusOK, reply)
+	WriteJSON(w, http.StatusOK, reply)
 }
 
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
@@ -230,7 +232,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		s.log.Error("api: status", "contact", id, "err", err)
 		writeProblem(w, http.StatusInternalServerError, "", "status unavailable")
 	default:
-		writeJSON(w, http.StatusOK, st)
+		WriteJSON(w, http.StatusOK, st)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
+	"github.com/ctibridge/ctibridge/api"
 	"log/slog"
 	"math"
 	"net"
@@ -71,16 +72,12 @@ func retryAfter(wait time.Duration) int { return max(1, int(math.Ceil(wait.Secon
 // console password it is closed.
 func (b *Bridge) adminAuth(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if c := r.Context().Value(sessionUser{}); c != nil {
-			h.ServeHTTP(w, r)
-			return
-		}
 		if u, p, ok := r.BasicAuth(); ok {
 			good, wait := b.logins.check(r, surfaceAdmin, u, func() bool { return b.adminCredentialsMatch(u, p) })
 			if wait > 0 {
 				secs := retryAfter(wait)
 				w.Header().Set("Retry-After", strconv.Itoa(secs))
-				writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": fmt.Sprintf("too many failed logins: retry after %d s", secs)})
+				api.WriteJSON(w, http.StatusTooManyRequests, map[string]string{"error": fmt.Sprintf("too many failed logins: retry after %d s", secs)})
 				return
 			}
 			if good {
@@ -89,7 +86,7 @@ func (b *Bridge) adminAuth(h http.Handler) http.Handler {
 			}
 		}
 		w.Header().Set("WWW-Authenticate", `Basic realm="ctibridge admin"`)
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "admin credentials required"})
+		api.WriteJSON(w, http.StatusUnauthorized, map[string]string{"error": "admin credentials required"})
 	})
 }
 
@@ -108,5 +105,3 @@ func (b *Bridge) adminCredentialsMatch(user, pass string) bool {
 	hp, wp := sha256.Sum256([]byte(pass)), sha256.Sum256([]byte(want))
 	return subtle.ConstantTimeCompare(hu[:], wu[:])&subtle.ConstantTimeCompare(hp[:], wp[:]) == 1
 }
-
-type sessionUser struct{}

@@ -2,7 +2,7 @@ package bridge
 
 import (
 	"context"
-	"encoding/json"
+	"github.com/ctibridge/ctibridge/api"
 	"net/http"
 	"strconv"
 	"time"
@@ -27,7 +27,7 @@ func newOps(b *Bridge) *ops { return &ops{b: b, metrics: newMetrics(b)} }
 func (o *ops) register(mux *http.ServeMux, admin bool) {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(o.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
+		api.WriteJSON(w, http.StatusOK, map[string]any{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", o.readyz)
 	if admin {
@@ -82,7 +82,7 @@ func (o *ops) readyz(w http.ResponseWriter, r *http.Request) {
 	if !ready {
 		status = http.StatusServiceUnavailable
 	}
-	writeJSON(w, status, map[string]any{"ready": ready, "checks": checks})
+	api.WriteJSON(w, status, map[string]any{"ready": ready, "checks": checks})
 }
 
 func (o *ops) registerAdmin(mux *http.ServeMux) {
@@ -104,60 +104,60 @@ func errorFilter(r *http.Request) (lifecycle.ErrorFilter, error) {
 func (o *ops) listErrors(w http.ResponseWriter, r *http.Request) {
 	f, err := errorFilter(r)
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		api.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
 	entries, err := o.b.Errors.List(r.Context(), f)
 	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "error log unavailable"})
+		api.WriteJSON(w, http.StatusInternalServerError, map[string]string{"error": "error log unavailable"})
 		return
 	}
 	out := make([]ErrorView, len(entries))
 	for i, e := range entries {
 		out[i] = viewError(e)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"errors": out})
+	api.WriteJSON(w, http.StatusOK, map[string]any{"errors": out})
 }
 
 func (o *ops) retryError(w http.ResponseWriter, r *http.Request) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "id must be a number"})
+		api.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": "id must be a number"})
 		return
 	}
 	n, err := o.b.Errors.Retry(r.Context(), id)
 	if lifecycle.IsNoEntry(err) {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such error entry"})
+		api.WriteJSON(w, http.StatusNotFound, map[string]string{"error": "no such error entry"})
 		return
 	}
 	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "retry failed"})
+		api.WriteJSON(w, http.StatusInternalServerError, map[string]string{"error": "retry failed"})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]int{"retried": n})
+	api.WriteJSON(w, http.StatusOK, map[string]int{"retried": n})
 }
 
 func (o *ops) retryMatching(w http.ResponseWriter, r *http.Request) {
 	f, err := errorFilter(r)
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		api.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
 	n, err := o.b.Errors.RetryMatching(r.Context(), f)
 	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "retry failed"})
+		api.WriteJSON(w, http.StatusInternalServerError, map[string]string{"error": "retry failed"})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]int{"retried": n})
+	api.WriteJSON(w, http.StatusOK, map[string]int{"retried": n})
 }
 
 func (o *ops) listCalls(w http.ResponseWriter, r *http.Request) {
 	calls, err := o.b.Intake.Calls(r.Context(), lifecycle.CallFilter{Limit: 200})
 	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "calls unavailable"})
+		api.WriteJSON(w, http.StatusInternalServerError, map[string]string{"error": "calls unavailable"})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"calls": calls})
+	api.WriteJSON(w, http.StatusOK, map[string]any{"calls": calls})
 }
 
 // ErrorView is an error-log entry as the admin API shows it.
@@ -178,11 +178,4 @@ type ErrorView struct {
 func viewError(e lifecycle.ErrorEntry) ErrorView {
 	return ErrorView{ID: e.ID, Contact: e.MasterID, Operation: e.Operation, Severity: e.Severity, Status: e.Status,
 		Message: e.Message, Detail: e.Detail, Attempts: e.Attempts, FirstAt: e.FirstAt, LastAt: e.LastAt, Open: e.Open()}
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
 }

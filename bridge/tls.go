@@ -4,9 +4,9 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
-	"os"
-	"sync"
 	"time"
+
+	"github.com/ctibridge/ctibridge/filewatch"
 )
 
 // certReloader serves a certificate from files and re-reads them when they
@@ -14,54 +14,27 @@ import (
 // picked up without a restart. A renewal that fails to load keeps the
 // previous certificate in service.
 type certReloader struct {
-	certFile, keyFile string
-
-	mu      sync.Mutex
-	cert    *tls.Certificate
-	mod     time.Time
-	checked time.Time
+	w *filewatch.Value[*tls.Certificate]
 }
 
 const certRecheck = 5 * time.Second
 
 func newCertReloader(certFile, keyFile string) (*certReloader, error) {
-	r := &certReloader{certFile: certFile, keyFile: keyFile}
-	if err := r.load(); err != nil {
+	w, err := filewatch.New(certRecheck, func() (*tls.Certificate, error) {
+		c, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+		return &c, nil
+	}, certFile, keyFile)
+	if err != nil {
 		return nil, err
 	}
-	return r, nil
-}
-
-func (r *certReloader) modTime() time.Time {
-	var latest time.Time
-	for _, f := range []string{r.certFile, r.keyFile} {
-		if st, err := os.Stat(f); err == nil && st.ModTime().After(latest) {
-			latest = st.ModTime()
-		}
-	}
-	return latest
-}
-
-func (r *certReloader) load() error {
-	mod := r.modTime()
-	c, err := tls.LoadX509KeyPair(r.certFile, r.keyFile)
-	if err != nil {
-		return fmt.Errorf("tls: %w", err)
-	}
-	r.cert, r.mod = &c, mod
-	return nil
+	return &certReloader{w}, nil
 }
 
 func (r *certReloader) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if now := time.Now(); now.Sub(r.checked) >= certRecheck {
-		r.checked = now
-		if r.modTime().After(r.mod) {
-			r.load() // on failure the previous certificate stays
-		}
-	}
-	return r.cert, nil
+	return r.w.Get(), nil
 }
 
 func (r *certReloader) listener(ln net.Listener) net.Listener {

@@ -70,18 +70,14 @@ func TestTLSCertificateReload(t *testing.T) {
 	writeCert(t, dir, 2)
 	future := time.Now().Add(time.Minute)
 	os.Chtimes(certFile, future, future)
-	r.mu.Lock()
-	r.checked = time.Time{} // as if the recheck interval had passed
-	r.mu.Unlock()
+	r.w.CheckNow() // as if the recheck interval had passed
 	if got := serial(t, ln.Addr().String()); got != 2 {
 		t.Errorf("after renewal: serial %d, want 2", got)
 	}
 	os.WriteFile(certFile, []byte("garbage"), 0o600)
 	later := future.Add(time.Minute)
 	os.Chtimes(certFile, later, later)
-	r.mu.Lock()
-	r.checked = time.Time{}
-	r.mu.Unlock()
+	r.w.CheckNow()
 	if got := serial(t, ln.Addr().String()); got != 2 {
 		t.Errorf("after a broken renewal: serial %d, want the previous certificate (2)", got)
 	}
