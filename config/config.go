@@ -1,6 +1,9 @@
 // Package config loads ctibridge's configuration: a YAML file (optional)
-// overridden by CTIBRIDGE_* environment variables, validated in one place with
-// messages that name the key at fault.
+// overridden by CTIBRIDGE_* environment variables, checked against its own
+// rules with messages that name the key at fault. It is plain data: it
+// imports no service package, and the packages that use a section check
+// what only they know (the API key hashes in api, the callers' region in
+// callerid; bridge.CheckConfig runs those at start).
 //
 // Secrets may come from the file, from environment variables, or from files
 // named by *File keys (for Kubernetes and systemd credentials); they are held

@@ -1,89 +1,21 @@
+// The worker loop: claiming due calls under a lease, one attempt each,
+// recording the outcome, and housekeeping.
+
 package lifecycle
 
 import (
-	"github.com/ctibridge/ctibridge"
-
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
-	mrand "math/rand/v2"
 	"sync"
 	"time"
 
-	"github.com/ctibridge/ctibridge/servicenow"
+	"github.com/ctibridge/ctibridge"
 	"github.com/ctibridge/ctibridge/store"
 )
-
-// Config tunes the lifecycle.
-type Config struct {
-	Namespace string            // sys_id namespace; distinct per deployment writing to one instance
-	Table     string            // "interaction"
-	States    ctibridge.States  // state names written
-	KeepOpen  bool              // leave answered interactions open on release
-	FieldMap  map[string]string // call attribute → interaction field
-
-	Workers      int           // concurrent reconcilers (default 8, the client's default concurrency)
-	Lease        time.Duration // how long a worker owns a contact (default 2m)
-	JobTimeout   time.Duration // bound on one attempt (default 1m, below Lease)
-	PollInterval time.Duration // how often idle workers look for due work (default 1s)
-	MinBackoff   time.Duration // first retry delay (default 1s)
-	MaxBackoff   time.Duration // retry delay cap (default 5m)
-	AlertAfter   int           // failed attempts before a transient failure enters the error log (default 3)
-	GiveUpAfter  time.Duration // stop retrying a call that has failed for this long (default 24h)
-	// ShutdownGrace is how long running attempts may go on once Run's
-	// context ends; then they are cancelled and their calls released for
-	// the next start or another bridge (default 10s).
-	ShutdownGrace time.Duration
-	WarnWindow    time.Duration // one warning per key per window (default 1h)
-	// LookupWait bounds how long the caller and agent lookups may hold up
-	// a create or update (default 1s): what has not answered by then comes
-	// in a later update.
-	LookupWait time.Duration
-	// Retention is how long finished calls and resolved error entries are
-	// kept (default 30 days; negative = forever). Unfinished work is kept.
-	Retention time.Duration
-}
-
-func (c *Config) defaults() {
-	if c.Table == "" {
-		c.Table = "interaction"
-	}
-	if c.States == (ctibridge.States{}) {
-		c.States = ctibridge.DefaultStates()
-	}
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	if c.Workers <= 0 {
-		c.Workers = 8
-	}
-	def(&c.Lease, 2*time.Minute)
-	def(&c.JobTimeout, time.Minute)
-	def(&c.PollInterval, time.Second)
-	def(&c.MinBackoff, time.Second)
-	def(&c.MaxBackoff, 5*time.Minute)
-	def(&c.GiveUpAfter, 24*time.Hour)
-	def(&c.WarnWindow, time.Hour)
-	def(&c.LookupWait, time.Second)
-	def(&c.ShutdownGrace, 10*time.Second)
-	if c.Retention == 0 {
-		c.Retention = 30 * 24 * time.Hour
-	}
-	if c.AlertAfter <= 0 {
-		c.AlertAfter = 3
-	}
-}
-
-// Observer receives job outcomes for metrics. Any method may be nil-safe no-op.
-type Observer interface {
-	JobDone(outcome string, d time.Duration) // outcome: "synced", "retry", "parked"
-}
 
 // Reconciler runs the workers that bring ServiceNow in line with the calls in
 // the store. It is level-triggered: it compares what the events ask for with
@@ -103,22 +35,6 @@ type Reconciler struct {
 	wake    chan struct{}
 	synced  waiters // requests waiting for a call to reach ServiceNow
 	now     func() time.Time
-}
-
-// Deps are the reconciler's collaborators. Callers may be nil (no caller
-// identification); Agents is required.
-type Deps struct {
-	DB       *store.DB
-	SN       *servicenow.Client
-	Callers  ctibridge.CallerFinder
-	Agents   ctibridge.AgentFinder
-	Logger   *slog.Logger
-	Observer Observer
-	// Normalize turns an ANI into E.164 without asking ServiceNow ("" when
-	// it is withheld or not a number), so the first write carries the
-	// number even before the caller is identified. Nil: ANIs are written
-	// only when already in E.164.
-	Normalize func(ani string) string
 }
 
 // NewReconciler builds a reconciler; call Run to start its workers.
@@ -319,50 +235,6 @@ func (r *Reconciler) finish(attempt context.Context, leaseEnd time.Time, write f
 		}
 		delay = min(2*delay, time.Second)
 	}
-}
-
-// fail records a failed attempt: ctx bounds the error-log write, attempt
-// and leaseEnd the retries of the write that releases the call (see finish).
-func (r *Reconciler) fail(ctx, attempt context.Context, leaseEnd time.Time, owner string, c *store.Contact, s synced, err error, start time.Time) error {
-	f := classify(err)
-	attempts := c.Attempts + 1
-	park := f.permanent || s.failingFor(c.Attempts, r.now()) > r.cfg.GiveUpAfter
-	next := r.now().Add(r.backoff(attempts, f.retryAfter))
-	op := "sync interaction"
-	var se *stepError
-	if errors.As(err, &se) {
-		op = string(se.step)
-	}
-	if park || attempts >= r.cfg.AlertAfter {
-		_, _, lerr := r.db.RecordError(ctx, store.ErrorEntry{
-			MasterID: c.MasterID, Operation: op, Severity: store.SeverityError, Status: f.status,
-			Message: f.message, Detail: f.detail, Attempts: attempts, DedupeKey: "contact:" + c.MasterID,
-		}, 365*24*time.Hour)
-		if lerr != nil {
-			r.log.Error("error log", "err", lerr)
-		}
-	}
-	outcome := "retry"
-	if park {
-		outcome = "parked"
-	}
-	r.observe(outcome, start)
-	r.log.Warn("sync failed", "contact", c.MasterID, "step", op, "attempt", attempts, "parked", park,
-		"next", next.Format(time.RFC3339), "err", err)
-	return r.finish(attempt, leaseEnd, func(wctx context.Context) error {
-		return r.db.Defer(wctx, owner, c.MasterID, c.Version, s.encode(), err.Error(), next, park)
-	})
-}
-
-// backoff is exponential with full jitter, never shorter than what ServiceNow
-// asked for with Retry-After.
-func (r *Reconciler) backoff(attempt int, retryAfter time.Duration) time.Duration {
-	d := float64(r.cfg.MinBackoff) * math.Pow(2, float64(attempt-1))
-	if d > float64(r.cfg.MaxBackoff) {
-		d = float64(r.cfg.MaxBackoff)
-	}
-	wait := time.Duration(d/2 + mrand.Float64()*d/2)
-	return max(wait, retryAfter)
 }
 
 func (r *Reconciler) observe(outcome string, start time.Time) {

@@ -1,273 +1,23 @@
+// The steps of an attempt: look up the caller, their open tasks and the
+// agents (never holding up the create), create or update the interaction,
+// settle writes whose outcome was lost, write notes once, link related
+// records.
+
 package lifecycle
 
 import (
-	"github.com/ctibridge/ctibridge"
-
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/ctibridge/ctibridge"
 )
-
-// synced is what ServiceNow is known to hold for one call: the reconciler's
-// memory between attempts, stored with the contact. Fields holds the values
-// last written (or read back), so only differences are sent.
-type synced struct {
-	Created   bool                           `json:"created,omitempty"`
-	SysID     string                         `json:"sysId,omitempty"` // differs from the derived one only if the instance ignored it
-	Number    string                         `json:"number,omitempty"`
-	Fields    map[string]string              `json:"fields,omitempty"`
-	Notes     []string                       `json:"notes,omitempty"`   // keys of work notes written
-	Related   []string                       `json:"related,omitempty"` // table:sys_id of related records linked
-	Caller    *ctibridge.Caller              `json:"caller,omitempty"`  // identification, done once per ANI
-	CallerANI string                         `json:"callerAni,omitempty"`
-	Agents    map[string]ctibridge.AgentUser `json:"agents,omitempty"` // per agent key, resolved once per call
-	// ModCount is the record's sys_mod_count after ctibridge's last write
-	// that is known to have landed, and Writer the user the instance
-	// records for ctibridge's writes (sys_created_by of the record).
-	ModCount string `json:"modCount,omitempty"`
-	Writer   string `json:"writer,omitempty"`
-	// NotesUnsure are the keys of notes sent in a write whose outcome is
-	// unknown (the reply was lost): settled by reading the record back
-	// before any note is written again.
-	NotesUnsure []string `json:"notesUnsure,omitempty"`
-	// Rewritten are fields ServiceNow stored otherwise than written, with
-	// the value ctibridge wrote: not written again while the call wants
-	// that same value.
-	Rewritten map[string]string `json:"rewritten,omitempty"`
-	// RelatedUnsure are related records whose create may have been
-	// applied without a reply.
-	RelatedUnsure []string `json:"relatedUnsure,omitempty"`
-	// TasksFound: the caller's open tasks (Caller.Related) were looked up.
-	TasksFound bool `json:"tasksFound,omitempty"`
-	// FailingSince is when the current run of failed attempts began.
-	FailingSince time.Time `json:"failingSince,omitzero"`
-}
-
-func decodeSynced(b []byte) (synced, error) {
-	var s synced
-	if len(b) == 0 {
-		return s, nil
-	}
-	if err := json.Unmarshal(b, &s); err != nil {
-		return s, fmt.Errorf("decode synced state: %w", err)
-	}
-	return s, nil
-}
-
-func (s synced) encode() []byte {
-	b, _ := json.Marshal(s)
-	return b
-}
-
-func (s synced) hasNote(key string) bool { return slices.Contains(s.Notes, key) }
-
-// failingFor reports how long the call has been failing, given the failed
-// attempts before this one. Give-up counts from the first failure of the
-// current run, not from the call's creation, so a backlog is not parked on
-// its first error; a new event or an operator's retry resets attempts, and
-// with them the count.
-func (s *synced) failingFor(attemptsBefore int, now time.Time) time.Duration {
-	if attemptsBefore == 0 || s.FailingSince.IsZero() {
-		s.FailingSince = now
-	}
-	return now.Sub(s.FailingSince)
-}
-
-// note is a work note to write exactly once, identified by key.
-type note struct {
-	key  string
-	text string
-}
-
-// desired is the interaction as the call's events say it should be.
-type desired struct {
-	fields map[string]string
-	notes  []note
-}
-
-func agentKey(e ctibridge.Event) string { return e.Agent().Key() }
-
-func agentLabel(e ctibridge.Event, u ctibridge.AgentUser) string {
-	name := e.AgentUserName
-	if name == "" {
-		name = e.AgentEmail
-	}
-	if u.Name != "" {
-		name = u.Name
-	}
-	if e.AgentID != "" {
-		if name == "" {
-			return "CXone agent " + e.AgentID
-		}
-		return fmt.Sprintf("%s (CXone agent %s)", name, e.AgentID)
-	}
-	if name == "" {
-		return "an unidentified agent"
-	}
-	return name
-}
-
-// want computes the desired interaction. It needs the caller and agents
-// already resolved into s.
-func (r *Reconciler) want(call ctibridge.Call, s synced) desired {
-	d := desired{fields: map[string]string{
-		"type":      "phone",
-		"direction": "inbound",
-		"state":     call.State(r.cfg.States, r.cfg.KeepOpen),
-	}}
-	if q := call.Queued; q != nil {
-		if q.Direction != "" {
-			d.fields["direction"] = q.Direction
-		}
-		number := q.ANI
-		if s.Caller != nil && s.Caller.Number != "" {
-			number = s.Caller.Number
-		} else if r.norm != nil && r.norm(q.ANI) != "" {
-			number = r.norm(q.ANI)
-		}
-		// caller_phone_number is an E.164 field: a withheld or unparseable
-		// ANI leaves it empty and is kept, as received, in the description.
-		d.fields["caller_phone_number"] = ""
-		if isE164(number) {
-			d.fields["caller_phone_number"] = number
-		}
-		d.fields["short_description"] = shortDescription(number, q)
-		if c := s.Caller; c != nil {
-			for field, v := range map[string]string{"opened_for": c.User, "contact": c.Contact, "account": c.Account, "consumer": c.Consumer} {
-				if v != "" {
-					d.fields[field] = v
-				}
-			}
-			if len(c.Candidates) > 1 {
-				d.notes = append(d.notes, note{"callers:" + q.ANI, fmt.Sprintf(
-					"ctibridge: %d records match caller number %s; none was chosen. Candidates: %s",
-					len(c.Candidates), number, strings.Join(c.Candidates, ", "))})
-			}
-		}
-		r.mapFields(d.fields, q)
-	}
-	var prev *ctibridge.Event
-	for i := range call.Agents {
-		e := call.Agents[i]
-		u, resolved := s.Agents[agentKey(e)]
-		prevResolved := true
-		if prev != nil {
-			_, prevResolved = s.Agents[agentKey(*prev)]
-		}
-		if !resolved || !prevResolved {
-			// Not looked up yet: its notes wait until it is, so they name
-			// the right people.
-			prev = &call.Agents[i]
-			r.mapFields(d.fields, &e)
-			continue
-		}
-		if u.SysID == "" {
-			d.notes = append(d.notes, note{"unmapped:" + agentKey(e), fmt.Sprintf(
-				"ctibridge: %s has no ServiceNow user (agent id %q, user name %q, e-mail %q); the interaction is not assigned to them.",
-				agentLabel(e, u), e.AgentID, e.AgentUserName, e.AgentEmail)})
-		}
-		if (prev == nil && e.Kind == ctibridge.Transferred) || (prev != nil && agentKey(*prev) != agentKey(e)) {
-			from := "the queue"
-			if prev != nil {
-				from = agentLabel(*prev, s.Agents[agentKey(*prev)])
-			}
-			d.notes = append(d.notes, note{"transfer:" + e.DedupeKey(), fmt.Sprintf(
-				"ctibridge: call transferred from %s to %s.", from, agentLabel(e, u))})
-		}
-		prev = &call.Agents[i]
-		r.mapFields(d.fields, &e)
-	}
-	if a := call.Agent(); a != nil {
-		// An unmapped agent clears the assignment rather than leaving the
-		// previous agent's name on a call they no longer have; one not
-		// looked up yet leaves it as it is for now.
-		if u, ok := s.Agents[agentKey(*a)]; ok {
-			d.fields["assigned_to"] = u.SysID
-		}
-	}
-	if rel := call.Released; rel != nil {
-		var parts []string
-		for _, kv := range [][2]string{{"reason", rel.Reason}, {"disposition", rel.Disposition}, {"notes", rel.Notes}} {
-			if kv[1] != "" {
-				parts = append(parts, kv[0]+": "+kv[1])
-			}
-		}
-		text := "ctibridge: call ended."
-		if !call.Answered() {
-			text = "ctibridge: caller hung up before an agent answered."
-		}
-		if len(parts) > 0 {
-			text += " " + strings.Join(parts, "; ")
-		}
-		d.notes = append(d.notes, note{"released", text})
-		r.mapFields(d.fields, rel)
-	}
-	return d
-}
-
-// isE164 reports whether s is a number in E.164 form: + and up to 15
-// digits, the first not 0.
-func isE164(s string) bool {
-	if len(s) < 3 || len(s) > 16 || s[0] != '+' || s[1] == '0' {
-		return false
-	}
-	for _, c := range s[1:] {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-func shortDescription(number string, q *ctibridge.Event) string {
-	if number == "" {
-		number = "a withheld number"
-	}
-	desc := "Phone call from " + number
-	if q.SkillName != "" {
-		desc += ", skill " + q.SkillName
-	} else if q.Skill != "" {
-		desc += ", skill " + q.Skill
-	}
-	if q.ContactID != "" {
-		desc += ", CXone contact " + q.ContactID
-	}
-	return desc
-}
-
-// mapFields applies the configured call-attribute → interaction-field map.
-func (r *Reconciler) mapFields(fields map[string]string, e *ctibridge.Event) {
-	for attr, field := range r.cfg.FieldMap {
-		if v := e.Attribute(attr); v != "" {
-			fields[field] = v
-		}
-	}
-}
-
-// stepError says which step failed.
-type stepError struct {
-	step ctibridge.Step
-	err  error
-}
-
-func (e *stepError) Error() string {
-	inner := e.err.Error()
-	if strings.Contains(inner, string(e.step)) {
-		return inner // "servicenow: create interaction: 403 ..." says it already
-	}
-	return string(e.step) + ": " + inner
-}
-func (e *stepError) Unwrap() error { return e.err }
-
-func failed(st ctibridge.Step, err error) error { return &stepError{st, err} }
 
 // sync brings ServiceNow in line with the call. It returns the synced state
 // reached, also on error, so progress survives a failed attempt.
@@ -396,14 +146,6 @@ func (r *Reconciler) sync(ctx context.Context, masterID, sysID string, call ctib
 	return s, later
 }
 
-// appendNew appends k unless list holds it.
-func appendNew(list []string, k string) []string {
-	if slices.Contains(list, k) {
-		return list
-	}
-	return append(list, k)
-}
-
 // errNoAnswerYet: a lookup did not answer within LookupWait.
 var errNoAnswerYet = errors.New("no answer yet; the interaction went ahead without it")
 
@@ -506,14 +248,6 @@ func (r *Reconciler) lookup(ctx context.Context, call ctibridge.Call, s *synced)
 	return first
 }
 
-// wrapStep is failed for an error that may be nil.
-func wrapStep(st ctibridge.Step, err error) error {
-	if err == nil {
-		return nil
-	}
-	return failed(st, err)
-}
-
 // compareStored records what ServiceNow stored for the fields asked, as its
 // reply shows. A value replaced (not a valid choice), dropped (a field-level
 // ACL, a field the table lacks) or rewritten (a business rule) while the
@@ -570,20 +304,6 @@ func (r *Reconciler) settleNotes(ctx context.Context, s *synced) error {
 	}
 	s.NotesUnsure = nil
 	return nil
-}
-
-// addNotes puts pending work notes into one write: each write of work_notes
-// is one journal entry, so several notes share an entry, separated by a
-// blank line, in the order the call produced them.
-func addNotes(fields map[string]string, pending []note) {
-	if len(pending) == 0 {
-		return
-	}
-	texts := make([]string, len(pending))
-	for i, n := range pending {
-		texts[i] = n.text
-	}
-	fields["work_notes"] = strings.Join(texts, "\n\n")
 }
 
 // pendingLinks lists the related records still to link, as table:sys_id.

@@ -1,0 +1,74 @@
+// What ServiceNow is known to hold for a call: the reconciler's memory
+// between attempts, stored with the call.
+
+package lifecycle
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/ctibridge/ctibridge"
+)
+
+// synced is what ServiceNow is known to hold for one call: the reconciler's
+// memory between attempts, stored with the contact. Fields holds the values
+// last written (or read back), so only differences are sent.
+type synced struct {
+	Created   bool                           `json:"created,omitempty"`
+	SysID     string                         `json:"sysId,omitempty"` // differs from the derived one only if the instance ignored it
+	Number    string                         `json:"number,omitempty"`
+	Fields    map[string]string              `json:"fields,omitempty"`
+	Notes     []string                       `json:"notes,omitempty"`   // keys of work notes written
+	Related   []string                       `json:"related,omitempty"` // table:sys_id of related records linked
+	Caller    *ctibridge.Caller              `json:"caller,omitempty"`  // identification, done once per ANI
+	CallerANI string                         `json:"callerAni,omitempty"`
+	Agents    map[string]ctibridge.AgentUser `json:"agents,omitempty"` // per agent key, resolved once per call
+	// ModCount is the record's sys_mod_count after ctibridge's last write
+	// that is known to have landed, and Writer the user the instance
+	// records for ctibridge's writes (sys_created_by of the record).
+	ModCount string `json:"modCount,omitempty"`
+	Writer   string `json:"writer,omitempty"`
+	// NotesUnsure are the keys of notes sent in a write whose outcome is
+	// unknown (the reply was lost): settled by reading the record back
+	// before any note is written again.
+	NotesUnsure []string `json:"notesUnsure,omitempty"`
+	// Rewritten are fields ServiceNow stored otherwise than written, with
+	// the value ctibridge wrote: not written again while the call wants
+	// that same value.
+	Rewritten map[string]string `json:"rewritten,omitempty"`
+	// RelatedUnsure are related records whose create may have been
+	// applied without a reply.
+	RelatedUnsure []string `json:"relatedUnsure,omitempty"`
+	// TasksFound: the caller's open tasks (Caller.Related) were looked up.
+	TasksFound bool `json:"tasksFound,omitempty"`
+	// FailingSince is when the current run of failed attempts began.
+	FailingSince time.Time `json:"failingSince,omitzero"`
+}
+
+func decodeSynced(b []byte) (synced, error) {
+	var s synced
+	if len(b) == 0 {
+		return s, nil
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		return s, fmt.Errorf("decode synced state: %w", err)
+	}
+	return s, nil
+}
+
+func (s synced) encode() []byte {
+	b, _ := json.Marshal(s)
+	return b
+}
+
+func (s synced) hasNote(key string) bool { return slices.Contains(s.Notes, key) }
+
+// appendNew appends k unless list holds it.
+func appendNew(list []string, k string) []string {
+	if slices.Contains(list, k) {
+		return list
+	}
+	return append(list, k)
+}
