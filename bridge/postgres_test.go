@@ -1,17 +1,14 @@
 package bridge_test
 
 import (
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"fmt"
-	"github.com/ctibridge/ctibridge"
 	"net/http"
-	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ctibridge/ctibridge"
+	"github.com/ctibridge/ctibridge/internal/pgtest"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
 
@@ -24,28 +21,8 @@ import (
 // Studio's events for each call spread over both (as a load balancer
 // would), end with exactly one correct interaction per call.
 func TestTwoBridgesShareOnePostgres(t *testing.T) {
-	dsn := os.Getenv("CTIBRIDGE_TEST_POSTGRES")
-	if dsn == "" {
-		t.Skip("SKIP: CTIBRIDGE_TEST_POSTGRES is unset, so the shared-PostgreSQL test does not run; .ci/run sets it")
-	}
-	admin, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "bridge_" + hex.EncodeToString(b)
-	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Exec("DROP SCHEMA " + schema + " CASCADE")
-	u, _ := url.Parse(dsn)
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-
-	e := setup(t, func(c *config.Config) { c.Database = u.String() })
+	dsn := pgtest.Schema(t, "the shared-PostgreSQL test", "bridge")
+	e := setup(t, func(c *config.Config) { c.Database = dsn })
 	e.sim.SetFaults(snowsim.Faults{Latency: 10 * time.Millisecond})
 	// A second bridge on the same database and instance.
 	cfg2 := *e.cfg

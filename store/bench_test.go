@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,14 +12,7 @@ import (
 // when CTIBRIDGE_TEST_POSTGRES is set.
 func benchDBs(b *testing.B, run func(b *testing.B, db *DB)) {
 	b.Run("sqlite", func(b *testing.B) { db, _ := openSQLite(b); run(b, db) })
-	b.Run("postgres", func(b *testing.B) {
-		dsn := os.Getenv("CTIBRIDGE_TEST_POSTGRES")
-		if dsn == "" {
-			b.Skip("SKIP: CTIBRIDGE_TEST_POSTGRES is unset")
-		}
-		db, _ := openPostgres(b, dsn)
-		run(b, db)
-	})
+	b.Run("postgres", func(b *testing.B) { db, _ := openPostgres(b); run(b, db) })
 }
 
 // BenchmarkAddEvent is the durable part of every Studio request: one

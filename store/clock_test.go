@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"errors"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,11 +15,7 @@ import (
 // both, and a retry delay is the delay asked for, whoever asked.
 func TestSkewedBridgesShareOneClock(t *testing.T) {
 	t.Parallel()
-	dsn := os.Getenv("CTIBRIDGE_TEST_POSTGRES")
-	if dsn == "" {
-		t.Skip("SKIP: CTIBRIDGE_TEST_POSTGRES is unset, so the shared-clock test does not run; set it to a postgres:// URL (.ci/run does)")
-	}
-	slow, reopen := openPostgres(t, dsn)
+	slow, reopen := openPostgres(t)
 	fast := reopen()
 	slow.now = func() time.Time { return time.Now().Add(-5 * time.Minute) }
 	fast.now = func() time.Time { return time.Now().Add(5 * time.Minute) }

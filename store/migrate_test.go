@@ -2,15 +2,13 @@ package store
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
-	"net/url"
-	"os"
 	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ctibridge/ctibridge/internal/pgtest"
 )
 
 // freshPostgres creates an empty PostgreSQL database of its own for the test
@@ -18,32 +16,7 @@ import (
 // CTIBRIDGE_TEST_POSTGRES is unset.
 func freshPostgres(t *testing.T) string {
 	t.Helper()
-	dsn := os.Getenv("CTIBRIDGE_TEST_POSTGRES")
-	if dsn == "" {
-		t.Skip("SKIP: CTIBRIDGE_TEST_POSTGRES is unset, so the PostgreSQL migration test does not run; set it to a postgres:// URL (.ci/run does)")
-	}
-	admin, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() })
-	b := make([]byte, 6)
-	rand.Read(b)
-	name := "ctibridge_t_" + hex.EncodeToString(b)
-	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
-		t.Fatalf("postgres at CTIBRIDGE_TEST_POSTGRES: create database: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)"); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	return u.String()
+	return pgtest.Database(t, "the PostgreSQL migration test", "ctibridge_t")
 }
 
 // TestConcurrentOpenMigratesOnce: bridges starting at the same moment on an

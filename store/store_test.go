@@ -2,17 +2,14 @@ package store
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ctibridge/ctibridge/internal/pgtest"
 )
 
 // The suite runs every test against SQLite and, when CTIBRIDGE_TEST_POSTGRES
@@ -34,13 +31,7 @@ type opener func(t testing.TB) (db *DB, reopen func() *DB)
 
 func openers(t *testing.T) map[string]opener {
 	m := map[string]opener{"sqlite": openSQLite}
-	m["postgres"] = func(t testing.TB) (*DB, func() *DB) {
-		dsn := os.Getenv("CTIBRIDGE_TEST_POSTGRES")
-		if dsn == "" {
-			t.Skip("SKIP: CTIBRIDGE_TEST_POSTGRES is unset, so the PostgreSQL store tests do not run; set it to a postgres:// URL (.ci/run does)")
-		}
-		return openPostgres(t, dsn)
-	}
+	m["postgres"] = openPostgres
 	return m
 }
 
@@ -57,28 +48,10 @@ func openSQLite(t testing.TB) (*DB, func() *DB) {
 	return open(), open
 }
 
-func openPostgres(t testing.TB, dsn string) (*DB, func() *DB) {
-	admin, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() })
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "t_" + hex.EncodeToString(b)
-	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
-		t.Fatalf("postgres at CTIBRIDGE_TEST_POSTGRES: %v", err)
-	}
-	t.Cleanup(func() { admin.Exec("DROP SCHEMA " + schema + " CASCADE") })
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
+func openPostgres(t testing.TB) (*DB, func() *DB) {
+	dsn := pgtest.Schema(t, "the PostgreSQL store tests", "t")
 	open := func() *DB {
-		db, err := Open(context.Background(), u.String())
+		db, err := Open(context.Background(), dsn)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"fmt"
 	mrand "math/rand/v2"
 	"net/http"
@@ -16,52 +14,22 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ctibridge/ctibridge/internal/pgtest"
 )
 
-// postgresDSN is the server the PostgreSQL crash tests use.
-func postgresDSN(t *testing.T) string {
-	t.Helper()
-	dsn := os.Getenv("CTIBRIDGE_TEST_POSTGRES")
-	if dsn == "" {
-		t.Skip("SKIP: CTIBRIDGE_TEST_POSTGRES is unset, so the PostgreSQL crash tests do not run; set it to a postgres:// URL (.ci/run does)")
-	}
-	return dsn
-}
-
-// crashDatabase creates a database of its own on the server at dsn, dropped
+// crashDatabase creates a database of its own on the test server, dropped
 // when the test ends, and returns its URL and a connection to it for
 // looking at the leases.
-func crashDatabase(t *testing.T, dsn string) (string, *sql.DB) {
+func crashDatabase(t *testing.T) (string, *sql.DB) {
 	t.Helper()
-	admin, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() })
-	b := make([]byte, 6)
-	rand.Read(b)
-	name := "ctibridge_crash_" + hex.EncodeToString(b)
-	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
-		t.Fatalf("postgres at CTIBRIDGE_TEST_POSTGRES: %v", err)
-	}
-	t.Cleanup(func() {
-		// The bridges are gone by now (their cleanups run first); FORCE
-		// ends any session a killed one left behind.
-		if _, err := admin.Exec("DROP DATABASE " + name + " WITH (FORCE)"); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	db, err := sql.Open("pgx", u.String())
+	dsn := pgtest.Database(t, "the PostgreSQL crash tests", "ctibridge_crash")
+	db, err := sql.Open("pgx", dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return u.String(), db
+	return dsn, db
 }
 
 // leaseConfig writes a configuration file that sets lifecycle.lease, and
@@ -104,11 +72,10 @@ func leases(db *sql.DB) ([]lease, error) {
 // killed with SIGKILL while it holds calls; the other two take those calls
 // over once their lease (6s here) expires and finish every call.
 func TestThreeBridgesOnePostgresOneKilled(t *testing.T) {
-	dsn := postgresDSN(t)
 	start := time.Now()
 	seed := crashSeed(t)
 	rng := mrand.New(mrand.NewPCG(seed, seed^0x5eed))
-	dbURL, db := crashDatabase(t, dsn)
+	dbURL, db := crashDatabase(t)
 	sim, simURL := crashSimulator(t, 40*time.Millisecond)
 	const leaseFor, workers = 6 * time.Second, 8
 	cfg := leaseConfig(t, leaseFor)
@@ -306,7 +273,7 @@ type answer struct {
 // It stops the shared server, so it runs only with CTIBRIDGE_TEST_PG_RESTART=1,
 // on its own: go test -run TestPostgresRestartedMidRun ./cmd/ctibridge
 func TestPostgresRestartedMidRun(t *testing.T) {
-	dsn := postgresDSN(t)
+	dsn := pgtest.Server(t, "the PostgreSQL crash tests")
 	if os.Getenv("CTIBRIDGE_TEST_PG_RESTART") != "1" {
 		t.Skip("SKIP: CTIBRIDGE_TEST_PG_RESTART is not 1; this test stops and starts the PostgreSQL server, " +
 			"which would break other packages' tests running at the same time, so CI runs it alone")
@@ -315,7 +282,7 @@ func TestPostgresRestartedMidRun(t *testing.T) {
 	start := time.Now()
 	seed := crashSeed(t)
 	rng := mrand.New(mrand.NewPCG(seed, seed^0x5eed))
-	dbURL, db := crashDatabase(t, dsn)
+	dbURL, db := crashDatabase(t)
 	// Registered after the database, so it runs before the drop: whatever
 	// happens, the server is started again.
 	t.Cleanup(func() {
