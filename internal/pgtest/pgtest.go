@@ -24,7 +24,7 @@ func Server(t testing.TB, what string) string {
 	t.Helper()
 	dsn := os.Getenv(Var)
 	if dsn == "" {
-		t.Skipf("SKIP: %s is unset, so %s does not run; set it to a postgres:// URL (.ci/run does)", Var, what)
+		t.Skipf("SKIP: %s is unset, so %s cannot run; set it to a postgres:// URL (.ci/run does)", Var, what)
 	}
 	return dsn
 }
