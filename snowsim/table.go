@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ctibridge/ctibridge/servicenow"
+
 	"github.com/ctibridge/ctibridge/encquery"
 )
 
@@ -479,7 +481,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, user, tableName 
 		delete(vals, "sys_id")
 	}
 	if id := vals["sys_id"]; id != "" {
-		if !validSysID(id) {
+		if !servicenow.IsSysID(id) {
 			delete(vals, "sys_id") // an instance generates its own for a malformed one
 		} else if existing := s.tab(tableName).rows[id]; existing != nil {
 			detail := fmt.Sprintf("Error during insert of %s (Unique Key violation detected by database (Duplicate entry '%s' for key 'PRIMARY'))", tableName, id)
@@ -510,18 +512,6 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, user, tableName 
 	}
 	w.Header().Set("Location", o.base+"/api/now/table/"+tableName+"/"+row["sys_id"])
 	writeResult(w, http.StatusCreated, s.render(tableName, row, o))
-}
-
-func validSysID(id string) bool {
-	if len(id) != 32 {
-		return false
-	}
-	for _, r := range id {
-		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 func (s *Server) update(w http.ResponseWriter, r *http.Request, user, tableName, sysID string) {
