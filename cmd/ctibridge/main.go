@@ -13,6 +13,7 @@ import (
 	"sort"
 	"syscall"
 
+	"github.com/ctibridge/ctibridge/cxonesim"
 	"github.com/ctibridge/ctibridge/demo"
 	"github.com/ctibridge/ctibridge/doctor"
 	"github.com/ctibridge/ctibridge/simulate"
@@ -30,6 +31,7 @@ func commands() map[string]command {
 		"serve":    {"run the bridge: Studio API, workers, console, metrics", serve},
 		"demo":     {"run everything on built-in defaults with ~20 scripted calls", demo.Main},
 		"snowsim":  {"run the ServiceNow simulator", snowsim.Main},
+		"cxonesim": {"run the CXone simulator (access keys, agents, active and completed contacts)", cxonesim.Main},
 		"simulate": {"drive a bridge with generated calls (load, soak, acceptance)", simulate.Main},
 		"doctor":   {"check a configuration against a real instance: reachability, auth, rights", doctor.Main},
 		"keys":     {"make a Studio API key: keys new NAME", keys},
