@@ -143,7 +143,7 @@ type discovery struct {
 }
 
 // apiBase is the configured API base, or the discovered one.
-func (c *Client) apiBase(ctx context.Context, token string) (*url.URL, error) {
+func (c *Client) apiBase(ctx context.Context) (*url.URL, error) {
 	if c.override != nil {
 		return c.override, nil
 	}

@@ -243,7 +243,7 @@ func (c *Client) attempt(ctx context.Context, op, path string, q url.Values, out
 	if err != nil {
 		return false, asError("token", err)
 	}
-	base, err := c.apiBase(ctx, tok)
+	base, err := c.apiBase(ctx)
 	if err != nil {
 		return false, asError("discovery", err)
 	}

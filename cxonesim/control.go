@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -26,11 +27,11 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 	switch route := r.Method + " " + r.URL.Path; route {
 	case "POST /sim/agents":
 		var in struct {
-			AgentID      json.Number `json:"agentId"`
-			UserName     string      `json:"userName"`
-			EmailAddress string      `json:"emailAddress"`
-			FirstName    string      `json:"firstName"`
-			LastName     string      `json:"lastName"`
+			AgentID      json.RawMessage `json:"agentId"`
+			UserName     string          `json:"userName"`
+			EmailAddress string          `json:"emailAddress"`
+			FirstName    string          `json:"firstName"`
+			LastName     string          `json:"lastName"`
 		}
 		if !decode(w, r, &in) {
 			return
@@ -51,17 +52,17 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 	case "POST /sim/contacts":
 		var err error
 		var in struct {
-			ANI            string      `json:"ani"`
-			DNIS           string      `json:"dnis"`
-			SkillName      string      `json:"skillName"`
-			PointOfContact string      `json:"pointOfContact"`
-			AgentID        json.Number `json:"agentId"`
-			QueueFor       string      `json:"queueFor"`
-			TalkFor        string      `json:"talkFor"`
-			Abandon        bool        `json:"abandon"`
+			ANI            string          `json:"ani"`
+			DNIS           string          `json:"dnis"`
+			SkillName      string          `json:"skillName"`
+			PointOfContact string          `json:"pointOfContact"`
+			AgentID        json.RawMessage `json:"agentId"`
+			QueueFor       string          `json:"queueFor"`
+			TalkFor        string          `json:"talkFor"`
+			Abandon        bool            `json:"abandon"`
 			TransferTo     *struct {
-				AgentID json.Number `json:"agentId"`
-				After   string      `json:"after"`
+				AgentID json.RawMessage `json:"agentId"`
+				After   string          `json:"after"`
 			} `json:"transferTo"`
 		}
 		if !decode(w, r, &in) {
@@ -231,11 +232,12 @@ func durationField(name, v string) (time.Duration, error) {
 
 // idField reads a CXone id, given as a number or a string of digits; none
 // is zero.
-func idField(name string, v json.Number) (int64, error) {
-	if v == "" {
+func idField(name string, v json.RawMessage) (int64, error) {
+	t := strings.Trim(string(v), `"`)
+	if t == "" || t == "null" {
 		return 0, nil
 	}
-	n, err := strconv.ParseInt(string(v), 10, 64)
+	n, err := strconv.ParseInt(t, 10, 64)
 	if err != nil || n < 0 {
 		return 0, fmt.Errorf("%s: %s is not a CXone id (digits)", name, v)
 	}
