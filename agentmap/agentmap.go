@@ -5,8 +5,13 @@
 // sys_user.email (case-insensitive). Results, found or not, are cached for a
 // TTL so a busy queue costs ServiceNow one lookup per agent per TTL.
 //
-// It only reads sys_user, and never guesses: an agent that no strategy maps
-// is reported unmapped.
+// With a CXone directory, the cxone strategy fills in the user name and
+// e-mail an event lacks (Studio often sends only the agent id) from CXone's
+// agent record, for the strategies after it; records are cached for the same
+// TTL, and one agent is asked for once at a time.
+//
+// It only reads sys_user and CXone agents, and never guesses: an agent that
+// no strategy maps is reported unmapped.
 package agentmap
 
 import (
@@ -18,6 +23,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
+	"github.com/ctibridge/ctibridge/cxone"
 	"github.com/ctibridge/ctibridge/servicenow"
 )
 
@@ -26,18 +34,27 @@ const (
 	ByMap      = "map"
 	ByUserName = "user_name"
 	ByEmail    = "email"
+	ByCXone    = "cxone" // fills in the user name and e-mail from CXone, maps nothing itself
 )
+
+// Directory reads CXone agents by id; *cxone.Client is one.
+type Directory interface {
+	Agent(ctx context.Context, agentID string) (cxone.Agent, error)
+}
 
 // Finder implements ctibridge.AgentFinder.
 type Finder struct {
 	sn         *servicenow.Client
 	strategies []string
 	ttl        time.Duration
-	file       *MapFile // nil without a map file
+	file       *MapFile  // nil without a map file
+	dir        Directory // nil without CXone
 	now        func() time.Time
 
-	mu    sync.Mutex
-	cache map[string]cached
+	mu     sync.Mutex
+	cache  map[string]cached
+	agents map[string]fromCXone // CXone agent id → its record
+	asking singleflight.Group   // CXone agent ids being read
 
 	hits, misses atomic.Int64
 }
@@ -47,19 +64,29 @@ type cached struct {
 	expires time.Time
 }
 
+type fromCXone struct {
+	agent   cxone.Agent
+	known   bool
+	expires time.Time
+}
+
 // Options configure a Finder.
 type Options struct {
-	Strategies []string      // default map, user_name, email
+	Strategies []string      // default map, user_name, email (map, cxone, user_name, email with a Directory)
 	TTL        time.Duration // default 10m
 	MapFile    string        // optional CSV or YAML file
+	Directory  Directory     // optional: CXone, for events that carry only the agent id
 }
 
 // New builds a finder. A map file that cannot be read is an error at start;
 // later reload failures keep the last good map.
 func New(sn *servicenow.Client, o Options) (*Finder, error) {
-	f := &Finder{sn: sn, strategies: o.Strategies, ttl: o.TTL, now: time.Now, cache: map[string]cached{}}
+	f := &Finder{sn: sn, strategies: o.Strategies, ttl: o.TTL, dir: o.Directory, now: time.Now, cache: map[string]cached{}, agents: map[string]fromCXone{}}
 	if len(f.strategies) == 0 {
 		f.strategies = []string{ByMap, ByUserName, ByEmail}
+		if f.dir != nil {
+			f.strategies = []string{ByMap, ByCXone, ByUserName, ByEmail}
+		}
 	}
 	if f.ttl <= 0 {
 		f.ttl = 10 * time.Minute
@@ -142,6 +169,8 @@ func (f *Finder) lookup(ctx context.Context, a ctibridge.Agent) (ctibridge.Agent
 				continue
 			}
 			u, err = f.user(ctx, "email", a.Email)
+		case ByCXone:
+			a, err = f.fillFromCXone(ctx, a)
 		}
 		if err != nil {
 			return ctibridge.AgentUser{}, fmt.Errorf("map agent %s by %s: %w", a.ID, s, err)
@@ -152,6 +181,58 @@ func (f *Finder) lookup(ctx context.Context, a ctibridge.Agent) (ctibridge.Agent
 		}
 	}
 	return ctibridge.AgentUser{}, nil
+}
+
+// fillFromCXone completes an agent with the user name and e-mail of its
+// CXone record; what the event carries wins. An id CXone does not know, or
+// that is not a CXone id, leaves the agent as it is.
+func (f *Finder) fillFromCXone(ctx context.Context, a ctibridge.Agent) (ctibridge.Agent, error) {
+	if f.dir == nil || (a.UserName != "" && a.Email != "") || !cxone.ValidAgentID(a.ID) {
+		return a, nil
+	}
+	rec, err := f.cxoneAgent(ctx, a.ID)
+	if err != nil || !rec.known {
+		return a, err
+	}
+	if a.UserName == "" {
+		a.UserName = rec.agent.UserName
+	}
+	if a.Email == "" {
+		a.Email = rec.agent.EmailAddress
+	}
+	return a, nil
+}
+
+// cxoneAgent reads an agent's CXone record through the cache; callers that
+// need the same agent at once share one request.
+func (f *Finder) cxoneAgent(ctx context.Context, id string) (fromCXone, error) {
+	f.mu.Lock()
+	e, ok := f.agents[id]
+	f.mu.Unlock()
+	if ok && f.now().Before(e.expires) {
+		return e, nil
+	}
+	v, err, _ := f.asking.Do(id, func() (any, error) {
+		f.mu.Lock()
+		e, ok := f.agents[id]
+		f.mu.Unlock()
+		if ok && f.now().Before(e.expires) {
+			return e, nil // read while this caller was on its way
+		}
+		rec, err := f.dir.Agent(ctx, id)
+		if err != nil && !cxone.IsNotFound(err) {
+			return nil, err // not cached: the next call asks again
+		}
+		e = fromCXone{agent: rec, known: err == nil, expires: f.now().Add(f.ttl)}
+		f.mu.Lock()
+		f.agents[id] = e
+		f.mu.Unlock()
+		return e, nil
+	})
+	if err != nil {
+		return fromCXone{}, err
+	}
+	return v.(fromCXone), nil
 }
 
 // user finds one active sys_user by a field. More than one match is treated as

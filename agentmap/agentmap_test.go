@@ -6,10 +6,14 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/ctibridge/ctibridge/agentmap"
+	"github.com/ctibridge/ctibridge/cxone"
+	"github.com/ctibridge/ctibridge/cxonesim"
 	"github.com/ctibridge/ctibridge/servicenow"
 	"github.com/ctibridge/ctibridge/snowsim"
 )
@@ -149,5 +153,104 @@ func TestBadMapFileAtStart(t *testing.T) {
 	}
 	if _, err := agentmap.New(sn, agentmap.Options{MapFile: filepath.Join(t.TempDir(), "missing.csv")}); err == nil {
 		t.Error("a missing map file was accepted")
+	}
+}
+
+// cxoneSetup is setup with a CXone simulator as the directory.
+func cxoneSetup(t *testing.T, o agentmap.Options) (*agentmap.Finder, *snowsim.Server, *cxonesim.Server) {
+	t.Helper()
+	cx := cxonesim.New(cxonesim.Options{})
+	srv := httptest.NewServer(cx)
+	t.Cleanup(srv.Close)
+	c, err := cxone.New(cxone.Config{AccessKeyID: cxonesim.DefaultAccessKeyID, AccessKeySecret: cxonesim.DefaultAccessKeySecret,
+		APIBase: srv.URL, RequestsPerMinute: -1, MaxConcurrent: 32, Retry: cxone.RetryPolicy{Attempts: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Directory = c
+	f, sim := setup(t, o)
+	return f, sim, cx
+}
+
+// TestCXoneStrategy: an event that carries only the CXone agent id is
+// mapped through the agent's CXone record: its e-mail finds the ServiceNow
+// user. An id CXone does not know, or that is not a CXone id, is unmapped
+// without an error.
+func TestCXoneStrategy(t *testing.T) {
+	t.Parallel()
+	f, sim, cx := cxoneSetup(t, agentmap.Options{})
+	for _, tc := range []struct {
+		name string
+		a    ctibridge.Agent
+		want string // user_name, "" = unmapped
+		how  string
+	}{
+		{"only the id", ctibridge.Agent{ID: "1001"}, "jdoe", agentmap.ByEmail},
+		{"id and a user name that maps", ctibridge.Agent{ID: "1002", UserName: "asmith"}, "asmith", agentmap.ByUserName},
+		{"an event with both is not completed", ctibridge.Agent{ID: "1003", UserName: "clark", Email: "ckent@example.com"}, "ckent", agentmap.ByEmail},
+		{"unknown to CXone", ctibridge.Agent{ID: "9999"}, "", ""},
+		{"not a CXone id", ctibridge.Agent{ID: "agent-jdoe"}, "", ""},
+	} {
+		u := find(t, f, tc.a)
+		if want := userID(sim, tc.want); u.SysID != want || (tc.want != "" && u.How != tc.how) {
+			t.Errorf("%s: got %+v, want %s by %s", tc.name, u, tc.want, tc.how)
+		}
+	}
+	if got := cx.Stats().ByOp["agent"]; got != 3 {
+		t.Errorf("%d CXone agent requests, want 3 (1001, 1002 and 9999; not 1003, whose event had both, nor agent-jdoe)", got)
+	}
+	// The record is cached: the same agent seen with other event fields
+	// costs CXone nothing, and neither does an agent CXone does not know.
+	find(t, f, ctibridge.Agent{ID: "1001", UserName: "nobody"})
+	find(t, f, ctibridge.Agent{ID: "9999", UserName: "nobody"})
+	if got := cx.Stats().ByOp["agent"]; got != 3 {
+		t.Errorf("%d CXone agent requests after cached agents, want still 3", got)
+	}
+}
+
+// TestCXoneOneRequestPerAgent: calls answered by one agent at the same
+// moment ask CXone about that agent once.
+func TestCXoneOneRequestPerAgent(t *testing.T) {
+	t.Parallel()
+	f, sim, cx := cxoneSetup(t, agentmap.Options{})
+	cx.SetFaults(cxonesim.Faults{Latency: 50 * time.Millisecond})
+	want := userID(sim, "dprince")
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			if u, err := f.FindAgent(context.Background(), ctibridge.Agent{ID: "1005"}); err != nil || u.SysID != want {
+				t.Errorf("FindAgent: %+v, %v", u, err)
+			}
+		})
+	}
+	wg.Wait()
+	if got := cx.Stats().ByOp["agent"]; got != 1 {
+		t.Errorf("%d CXone requests for one agent, want 1", got)
+	}
+}
+
+// TestCXoneFailureIsRetried: when CXone fails, the mapping fails (to be
+// tried again) instead of leaving the agent unmapped; the next try maps it.
+func TestCXoneFailureIsRetried(t *testing.T) {
+	t.Parallel()
+	f, sim, cx := cxoneSetup(t, agentmap.Options{})
+	cx.SetFaults(cxonesim.Faults{FailNext: &cxonesim.FailNext{Count: 1, Status: 503, Path: "agents"}})
+	if u, err := f.FindAgent(context.Background(), ctibridge.Agent{ID: "1004"}); err == nil || !strings.Contains(err.Error(), "by cxone") {
+		t.Fatalf("CXone down: %+v, %v; want an error naming the cxone strategy", u, err)
+	}
+	if u := find(t, f, ctibridge.Agent{ID: "1004"}); u.SysID != userID(sim, "ckent") {
+		t.Errorf("after CXone recovered: %+v", u)
+	}
+}
+
+// TestCXoneNotInStrategies: strategies that leave cxone out never ask it.
+func TestCXoneNotInStrategies(t *testing.T) {
+	t.Parallel()
+	f, _, cx := cxoneSetup(t, agentmap.Options{Strategies: []string{agentmap.ByUserName, agentmap.ByEmail}})
+	if u := find(t, f, ctibridge.Agent{ID: "1001"}); u.SysID != "" {
+		t.Errorf("mapped without CXone: %+v", u)
+	}
+	if got := cx.Stats().Total; got != 0 {
+		t.Errorf("%d CXone requests", got)
 	}
 }

@@ -11,7 +11,7 @@ import (
 // Agent reads one agent (Admin API GET /agents/{agentId}). An id CXone does
 // not know is an error for which IsNotFound is true.
 func (c *Client) Agent(ctx context.Context, agentID string) (Agent, error) {
-	if !validID(agentID) {
+	if !ValidAgentID(agentID) {
 		return Agent{}, &Error{Op: "agent", Message: fmt.Sprintf("agent id %q: want the CXone agent id, digits only", agentID), Err: errBadInput}
 	}
 	var out struct {
@@ -80,7 +80,8 @@ func pollTime(s string, since time.Time) time.Time {
 	return since
 }
 
-func validID(s string) bool {
+// ValidAgentID reports whether s can be a CXone agent id: digits only.
+func ValidAgentID(s string) bool {
 	if s == "" || len(s) > 18 {
 		return false
 	}
