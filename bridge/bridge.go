@@ -74,7 +74,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Bridge, er
 	}
 	b.pop = pop
 	lc := b.lifecycleConfig()
-	agents, err := newAgentFinder(cfg, sn)
+	agents, err := b.newAgentFinder(sn)
 	if err != nil {
 		db.Close()
 		return nil, err

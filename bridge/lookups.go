@@ -5,13 +5,24 @@ import (
 	"github.com/ctibridge/ctibridge/agentmap"
 	"github.com/ctibridge/ctibridge/callerid"
 	"github.com/ctibridge/ctibridge/config"
+	"github.com/ctibridge/ctibridge/cxone"
 	"github.com/ctibridge/ctibridge/servicenow"
 )
 
 type cacheStat struct{ Hits, Misses int64 }
 
-func newAgentFinder(cfg *config.Config, sn *servicenow.Client) (*agentmap.Finder, error) {
-	return agentmap.New(sn, agentmap.Options{Strategies: cfg.Agents.Strategies, TTL: cfg.Agents.CacheTTL, MapFile: cfg.Agents.MapFile})
+func (b *Bridge) newAgentFinder(sn *servicenow.Client) (*agentmap.Finder, error) {
+	cfg := b.cfg
+	o := agentmap.Options{Strategies: cfg.Agents.Strategies, TTL: cfg.Agents.CacheTTL, MapFile: cfg.Agents.MapFile}
+	if x := cfg.CXone; x.AccessKeyID != "" {
+		c, err := cxone.New(cxone.Config{AccessKeyID: x.AccessKeyID, AccessKeySecret: x.AccessKeySecret, TenantID: x.TenantID,
+			APIBase: x.APIBase, Logger: b.log.With("component", "cxone"), UserAgent: "ctibridge", Observe: b.ops.metrics.observeCXone})
+		if err != nil {
+			return nil, err
+		}
+		o.Directory = c
+	}
+	return agentmap.New(sn, o)
 }
 
 func newCallerFinder(cfg *config.Config, sn *servicenow.Client, w ctibridge.Warner) ctibridge.CallerFinder {

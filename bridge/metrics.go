@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/ctibridge/ctibridge/cxone"
 	"github.com/ctibridge/ctibridge/loginlimit"
 	"github.com/ctibridge/ctibridge/servicenow"
 	"github.com/ctibridge/ctibridge/store"
@@ -23,6 +24,7 @@ type metrics struct {
 	jobs        *prometheus.HistogramVec
 	snRequests  *prometheus.HistogramVec
 	snRefreshes *prometheus.CounterVec
+	cxRequests  *prometheus.HistogramVec
 	events      *prometheus.CounterVec
 	logins      *prometheus.CounterVec // failed console and admin logins
 	throttled   *prometheus.CounterVec // logins refused unchecked by the limiter
@@ -50,6 +52,10 @@ func newMetrics(b *Bridge) *metrics {
 	m.snRefreshes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ctibridge_servicenow_token_refreshes_total", Help: "OAuth token requests by outcome.",
 	}, []string{"outcome"})
+	m.cxRequests = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "ctibridge_cxone_request_duration_seconds", Help: "CXone requests by operation (token, discovery, agent...) and HTTP status (0 = no answer).",
+		Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	}, []string{"op", "status"})
 	m.events = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ctibridge_events_total", Help: "Studio events made durable, by kind and result (accepted, duplicate).",
 	}, []string{"kind", "result"})
@@ -68,7 +74,7 @@ func newMetrics(b *Bridge) *metrics {
 			m.throttled.WithLabelValues(surface, string(limit))
 		}
 	}
-	m.reg.MustRegister(m.intake, m.jobs, m.snRequests, m.snRefreshes, m.events, m.logins, m.throttled, &stateCollector{b: b})
+	m.reg.MustRegister(m.intake, m.jobs, m.snRequests, m.snRefreshes, m.cxRequests, m.events, m.logins, m.throttled, &stateCollector{b: b})
 	return m
 }
 
@@ -115,6 +121,10 @@ func (m *metrics) observeServiceNow(ri servicenow.RequestInfo) {
 			p.errors++
 		}
 	})
+}
+
+func (m *metrics) observeCXone(ri cxone.RequestInfo) {
+	m.cxRequests.WithLabelValues(ri.Op, strconv.Itoa(ri.Status)).Observe(ri.Duration.Seconds())
 }
 
 // stateCollector reads gauges at scrape time: queue, error log, budget.

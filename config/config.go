@@ -48,6 +48,7 @@ type Config struct {
 	Lifecycle Lifecycle `yaml:"lifecycle"`
 	Callers   Callers   `yaml:"callers"`
 	Agents    Agents    `yaml:"agents"`
+	CXone     CXone     `yaml:"cxone"`
 	Console   Console   `yaml:"console"`
 	Security  Security  `yaml:"security"`
 	TLS       TLS       `yaml:"tls"`
@@ -135,9 +136,19 @@ type Source struct {
 
 // Agents configures agent mapping.
 type Agents struct {
-	Strategies []string      `yaml:"strategies"` // order of: map, user_name, email (default all three)
+	Strategies []string      `yaml:"strategies"` // order of: map, cxone, user_name, email (default all; cxone with cxone.accessKeyId)
 	MapFile    string        `yaml:"mapFile"`    // CSV or YAML: CXone agent id → sys_id or user_name
 	CacheTTL   time.Duration `yaml:"cacheTTL"`   // default 10m
+}
+
+// CXone reaches the CXone APIs, to read an agent's user name and e-mail
+// when Studio sends only the agent id; off without an access key.
+type CXone struct {
+	AccessKeyID         string        `yaml:"accessKeyId"`
+	AccessKeySecret     secret.Secret `yaml:"accessKeySecret"`
+	AccessKeySecretFile string        `yaml:"accessKeySecretFile"`
+	TenantID            string        `yaml:"tenantId"` // for API discovery; default: the token's
+	APIBase             string        `yaml:"apiBase"`  // instead of discovery, e.g. https://api-na1.niceincontact.com
 }
 
 // Console configures the operator console.
@@ -244,6 +255,16 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 				c.PlainAPIKeys = append(c.PlainAPIKeys, secret.Secret(k))
 			}
 		}
+	}
+	set(&c.CXone.AccessKeyID, "CTIBRIDGE_CXONE_ACCESS_KEY_ID")
+	set(&c.CXone.AccessKeySecretFile, "CTIBRIDGE_CXONE_ACCESS_KEY_SECRET_FILE")
+	set(&c.CXone.TenantID, "CTIBRIDGE_CXONE_TENANT_ID")
+	set(&c.CXone.APIBase, "CTIBRIDGE_CXONE_API")
+	if v := getenv("CTIBRIDGE_CXONE_ACCESS_KEY_SECRET"); v != "" {
+		c.CXone.AccessKeySecret = secret.Secret(v)
+	}
+	if err := readSecretFile(&c.CXone.AccessKeySecret, c.CXone.AccessKeySecretFile, "cxone.accessKeySecretFile"); err != nil {
+		return err
 	}
 	if v := getenv("CTIBRIDGE_CONSOLE_PASSWORD"); v != "" {
 		c.Console.Password = secret.Secret(v)
@@ -423,9 +444,20 @@ func (c *Config) Validate() error {
 		}
 	}
 	for _, s := range c.Agents.Strategies {
-		if s != "map" && s != "user_name" && s != "email" {
-			bad("agents.strategies: %q is not one of map, user_name, email", s)
+		if s != "map" && s != "cxone" && s != "user_name" && s != "email" {
+			bad("agents.strategies: %q is not one of map, cxone, user_name, email", s)
 		}
+		if s == "cxone" && c.CXone.AccessKeyID == "" {
+			bad("agents.strategies: cxone needs cxone.accessKeyId (or CTIBRIDGE_CXONE_ACCESS_KEY_ID)")
+		}
+	}
+	if x := c.CXone; x.AccessKeyID != "" && x.AccessKeySecret.IsZero() {
+		bad("cxone.accessKeySecret is empty; set it, cxone.accessKeySecretFile, or CTIBRIDGE_CXONE_ACCESS_KEY_SECRET")
+	} else if x.AccessKeyID == "" && (!x.AccessKeySecret.IsZero() || x.TenantID != "" || x.APIBase != "") {
+		bad("cxone.accessKeyId is empty; set it or CTIBRIDGE_CXONE_ACCESS_KEY_ID, or leave the cxone keys out")
+	}
+	if u, err := url.Parse(c.CXone.APIBase); c.CXone.APIBase != "" && (err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil) {
+		bad("cxone.apiBase %q is not an http(s) URL like https://api-na1.niceincontact.com", c.CXone.APIBase)
 	}
 	switch strings.ToLower(c.Log.Level) {
 	case "", "debug", "info", "warn", "error":

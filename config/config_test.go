@@ -189,3 +189,52 @@ shutdownTimeout: 100ms
 		t.Errorf("the HMAC secret's value is in the error: %q", err)
 	}
 }
+
+// TestCXone: the CXone keys come from the file or the environment, the
+// secret also from a file; what is missing or malformed is named.
+func TestCXone(t *testing.T) {
+	t.Parallel()
+	secretFile := filepath.Join(t.TempDir(), "cxone-secret")
+	os.WriteFile(secretFile, []byte("from-a-file\n"), 0o600)
+	base := map[string]string{"CTIBRIDGE_SN_INSTANCE": "https://acme.service-now.com", "CTIBRIDGE_SN_USERNAME": "u",
+		"CTIBRIDGE_SN_PASSWORD": "p", "CTIBRIDGE_API_KEYS": key}
+	load := func(vars map[string]string) (*Config, error) {
+		all := map[string]string{}
+		for k, v := range base {
+			all[k] = v
+		}
+		for k, v := range vars {
+			all[k] = v
+		}
+		return Load("", env(all))
+	}
+	c, err := load(map[string]string{"CTIBRIDGE_CXONE_ACCESS_KEY_ID": "AKID", "CTIBRIDGE_CXONE_ACCESS_KEY_SECRET_FILE": secretFile,
+		"CTIBRIDGE_CXONE_TENANT_ID": "t-1", "CTIBRIDGE_CXONE_API": "https://api-na1.niceincontact.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x := c.CXone; x.AccessKeyID != "AKID" || x.AccessKeySecret.Reveal() != "from-a-file" || x.TenantID != "t-1" || x.APIBase != "https://api-na1.niceincontact.com" {
+		t.Errorf("cxone from the environment: %+v", x)
+	}
+	if c, err := load(map[string]string{"CTIBRIDGE_CXONE_ACCESS_KEY_ID": "AKID", "CTIBRIDGE_CXONE_ACCESS_KEY_SECRET": "plain"}); err != nil || c.CXone.AccessKeySecret.Reveal() != "plain" {
+		t.Errorf("secret in the variable: %v", err)
+	}
+	for _, tc := range []struct {
+		vars map[string]string
+		want string
+	}{
+		{map[string]string{"CTIBRIDGE_CXONE_ACCESS_KEY_ID": "AKID"}, "cxone.accessKeySecret is empty"},
+		{map[string]string{"CTIBRIDGE_CXONE_ACCESS_KEY_SECRET": "s"}, "cxone.accessKeyId is empty"},
+		{map[string]string{"CTIBRIDGE_CXONE_ACCESS_KEY_ID": "AKID", "CTIBRIDGE_CXONE_ACCESS_KEY_SECRET": "s", "CTIBRIDGE_CXONE_API": "api-na1"}, "cxone.apiBase"},
+		{map[string]string{"CTIBRIDGE_CXONE_ACCESS_KEY_ID": "AKID", "CTIBRIDGE_CXONE_ACCESS_KEY_SECRET_FILE": "/nonexistent/cxone"}, "cxone.accessKeySecretFile"},
+	} {
+		if _, err := load(tc.vars); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want an error naming %q", tc.vars, err, tc.want)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(path, []byte("agents:\n  strategies: [map, cxone, email]\n"), 0o600)
+	if _, err := Load(path, env(base)); err == nil || !strings.Contains(err.Error(), "cxone needs cxone.accessKeyId") {
+		t.Errorf("cxone strategy without a key: %v", err)
+	}
+}
