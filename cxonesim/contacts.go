@@ -195,8 +195,8 @@ func (l leg) at(now time.Time) (st state, since time.Time, ok bool) {
 	return stateActive, l.answer, true
 }
 
-// ms drops what CXone's timestamps do not show, so a time compares as the
-// client saw it written.
+// ms drops what CXone's timestamps do not show (they are written to the
+// millisecond).
 func ms(t time.Time) time.Time { return t.Truncate(time.Millisecond) }
 
 func stamp(t time.Time) any {

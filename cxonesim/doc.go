@@ -20,7 +20,10 @@
 //   - Error bodies are {"error": "...", "error_description": "..."}, the
 //     shape public CXone clients parse.
 //   - A list with nothing to return answers 204 No Content, as older
-//     inContact APIs do; the client accepts that and an empty 200 alike.
+//     inContact APIs do; the client accepts that and an empty 200 alike. An
+//     agent id the tenant does not have answers 404.
+//   - updatedSince returns the records that changed after it (not at it);
+//     lastPollTime is the simulator's clock at the poll, to the millisecond.
 //   - State ids and categories, transfer indicator ids, skill and point of
 //     contact ids, endReason texts ("Contact Hung Up", "Transfer").
 //   - An ended contact stays in contacts/active deltas (updatedSince given),
