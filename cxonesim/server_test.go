@@ -267,8 +267,8 @@ func TestListParameters(t *testing.T) {
 	}
 }
 
-// TestMainServesUntilCancelled runs `ctibridge cxonesim` as a user would.
-func TestMainServesUntilCancelled(t *testing.T) {
+// TestCXoneSimMainServesUntilCancelled runs `ctibridge cxonesim` as a user would.
+func TestCXoneSimMainServesUntilCancelled(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
