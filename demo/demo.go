@@ -14,7 +14,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/ctibridge/ctibridge"
 	"io"
 	"log/slog"
 	"net"
@@ -24,6 +23,9 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/ctibridge/ctibridge"
+	"github.com/ctibridge/ctibridge/cxonesim"
 
 	"github.com/ctibridge/ctibridge/bridge"
 	"github.com/ctibridge/ctibridge/config"
@@ -78,6 +80,17 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	go simSrv.Serve(simLn)
 	defer simSrv.Close()
 
+	// The CXone simulator: ctibridge asks it who an agent is, as it would ask
+	// CXone, since Studio knows only the agent's id when the call is answered.
+	cxLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	cxURL := "http://" + cxLn.Addr().String()
+	cxSrv := &http.Server{Handler: cxonesim.New(cxonesim.Options{}), ReadHeaderTimeout: 5 * time.Second}
+	go cxSrv.Serve(cxLn)
+	defer cxSrv.Close()
+
 	// The bridge, as `serve` would run it, on OAuth like a production instance.
 	key := secret.Secret("demo-" + randomHex(12))
 	consolePass := secret.Secret("demo-" + randomHex(6))
@@ -86,7 +99,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			"CTIBRIDGE_SN_INSTANCE": simURL, "CTIBRIDGE_SN_CLIENT_ID": "ctibridge", "CTIBRIDGE_SN_CLIENT_SECRET": "ctibridge-secret",
 			"CTIBRIDGE_SN_USERNAME": "cti_integration", "CTIBRIDGE_SN_PASSWORD": "cti_integration",
 			"CTIBRIDGE_API_KEYS": key.Reveal(), "CTIBRIDGE_DATABASE": filepath.Join(dir, "ctibridge.db"),
-			"CTIBRIDGE_CONSOLE_PASSWORD": consolePass.Reveal(),
+			"CTIBRIDGE_CONSOLE_PASSWORD":    consolePass.Reveal(),
+			"CTIBRIDGE_CXONE_ACCESS_KEY_ID": "cxonesim", "CTIBRIDGE_CXONE_ACCESS_KEY_SECRET": "cxonesim-secret", "CTIBRIDGE_CXONE_API": cxURL,
 		}[k]
 	})
 	if err != nil {
@@ -110,6 +124,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer func() { stopServe(); <-served }()
 
 	fmt.Fprintf(stdout, "ServiceNow simulator  %s  (admin/admin, cti_integration/cti_integration)\n", simURL)
+	fmt.Fprintf(stdout, "CXone simulator       %s  (agents 1001-1005, resolved by ctibridge through the CXone API)\n", cxURL)
 	fmt.Fprintf(stdout, "ctibridge             %s  (Studio key %s)\n\n", bridgeURL, key.Reveal())
 
 	p := &player{url: bridgeURL, key: key, out: stdout, sim: sim}

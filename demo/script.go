@@ -17,13 +17,23 @@ func queued(ani string) step {
 	return step{"queued", map[string]any{"ani": ani, "dnis": "8005550100", "skill": "4101", "skillName": "Support", "direction": "inbound"}}
 }
 
-func answered(user string) step {
-	return step{"answered", map[string]any{"agentId": "agent-" + user, "agentUserName": user}}
+// cxoneAgents are the CXone simulator's agents: the same people as the
+// ServiceNow simulator's.
+var cxoneAgents = map[string]string{"jdoe": "1001", "asmith": "1002", "bwayne": "1003", "ckent": "1004", "dprince": "1005"}
+
+// agent is what Studio's OnAnswer knows of an agent: the CXone agent id
+// only; ctibridge asks CXone for the agent's e-mail. An agent CXone does not
+// know (temp.agent) is sent with a user name, as a script that has it would.
+func agent(user string) map[string]any {
+	if id, ok := cxoneAgents[user]; ok {
+		return map[string]any{"agentId": id}
+	}
+	return map[string]any{"agentId": "9999", "agentUserName": user}
 }
 
-func transferred(user string) step {
-	return step{"transferred", map[string]any{"agentId": "agent-" + user, "agentUserName": user}}
-}
+func answered(user string) step { return step{"answered", agent(user)} }
+
+func transferred(user string) step { return step{"transferred", agent(user)} }
 
 func released(reason string) step {
 	return step{"released", map[string]any{"reason": reason, "disposition": "Resolved"}}

@@ -24,7 +24,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/ctibridge/ctibridge"
 	"io"
 	"net"
 	"net/http"
@@ -36,6 +35,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ctibridge/ctibridge"
+	"github.com/ctibridge/ctibridge/cxone"
 
 	"github.com/ctibridge/ctibridge/callerid"
 	"github.com/ctibridge/ctibridge/config"
@@ -128,9 +130,45 @@ func Run(ctx context.Context, cfg *config.Config, cfgErr error, httpClient *http
 	}
 	d := &doctor{r: &r, sn: sn, cfg: cfg, env: env, totals: totals}
 	d.rights(ctx)
+	if cfg.CXone.AccessKeyID != "" {
+		checkCXone(ctx, &r, cfg, httpClient)
+	}
 	r.OK = r.passed()
 	return r
 }
+
+// checkCXone proves the CXone access key and the Admin API's agent lookup
+// the cxone agent strategy needs: it looks up one agent, the probe agent id
+// (CXone agent ids are numbers; one that does not exist answers 404, which
+// proves as much as one that does).
+func checkCXone(ctx context.Context, r *Report, cfg *config.Config, hc *http.Client) {
+	x := cfg.CXone
+	c, err := cxone.New(cxone.Config{AccessKeyID: x.AccessKeyID, AccessKeySecret: x.AccessKeySecret, TenantID: x.TenantID,
+		APIBase: x.APIBase, HTTPClient: hc, UserAgent: "ctibridge-doctor"})
+	if err != nil {
+		r.add(Check{Name: "CXone agent lookup", Detail: err.Error(), Fix: "set cxone.accessKeyId and its secret (CTIBRIDGE_CXONE_ACCESS_KEY_ID, CTIBRIDGE_CXONE_ACCESS_KEY_SECRET)"})
+		return
+	}
+	a, err := c.Agent(ctx, probeAgentID)
+	var ce *cxone.Error
+	switch {
+	case err == nil:
+		r.add(Check{Name: "CXone agent lookup", OK: true, Detail: fmt.Sprintf("access key accepted; agent %s is %s (%s)", probeAgentID, a.UserName, a.EmailAddress)})
+	case cxone.IsNotFound(err):
+		r.add(Check{Name: "CXone agent lookup", OK: true, Detail: fmt.Sprintf("access key accepted; the Admin API answers agent lookups (no agent %s)", probeAgentID)})
+	case errors.As(err, &ce) && (ce.Status == http.StatusUnauthorized || ce.Op == "token"):
+		r.add(Check{Name: "CXone agent lookup", Detail: err.Error(),
+			Fix: "check the access key id and secret (CXone: Admin > Employees > the API user > Access Keys) and cxone.tenantId / cxone.apiBase"})
+	case errors.As(err, &ce) && ce.Status == http.StatusForbidden:
+		r.add(Check{Name: "CXone agent lookup", Detail: err.Error(),
+			Fix: "give the access key's user a security profile that may view agents (Admin: Employees, View)"})
+	default:
+		r.add(Check{Name: "CXone agent lookup", Detail: err.Error(), Fix: "check that the CXone API is reachable from here (cxone.apiBase, proxies, firewalls)"})
+	}
+}
+
+// probeAgentID is the CXone agent doctor looks up.
+const probeAgentID = "1001"
 
 // rightChecks are the checks that need an authenticated client, in order.
 func rightChecks(cfg *config.Config) []string {

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/ctibridge/ctibridge/cxonesim"
+
 	"github.com/ctibridge/ctibridge/config"
 	"github.com/ctibridge/ctibridge/doctor"
 	"github.com/ctibridge/ctibridge/snowsim"
@@ -806,4 +808,33 @@ func TestCSMFields(t *testing.T) {
 			t.Errorf("%d checks not passed, want the 2 fields:\n%s", n, printed(rep))
 		}
 	})
+}
+
+// TestCXoneCredentials: with CXone configured, doctor proves the access key
+// and the agent lookup the cxone agent strategy needs, and names the fix
+// when the key is wrong.
+func TestCXoneCredentials(t *testing.T) {
+	_, snURL := simWith(t, "")
+	cx := httptest.NewServer(cxonesim.New(cxonesim.Options{}))
+	t.Cleanup(cx.Close)
+	for _, tc := range []struct {
+		secret string
+		ok     bool
+		says   string
+	}{
+		{"cxonesim-secret", true, "agent 1001 is"},
+		{"wrong-secret", false, "access key id and secret"},
+	} {
+		vars := probeVars(snURL)
+		vars["CTIBRIDGE_CXONE_ACCESS_KEY_ID"], vars["CTIBRIDGE_CXONE_ACCESS_KEY_SECRET"], vars["CTIBRIDGE_CXONE_API"] = "cxonesim", tc.secret, cx.URL
+		cfg, err := load(t, vars)
+		rep := doctor.Run(context.Background(), cfg, err, nil)
+		c, found := checks(rep)["CXone agent lookup"]
+		if !found || c.OK != tc.ok || !strings.Contains(c.Detail+" "+c.Fix, tc.says) || rep.OK != tc.ok {
+			t.Errorf("secret %s: %+v (report ok %v), want ok=%v saying %q", tc.secret, c, rep.OK, tc.ok, tc.says)
+		}
+		if strings.Contains(printed(rep), tc.secret) {
+			t.Errorf("the CXone secret is in doctor's output")
+		}
+	}
 }
