@@ -126,6 +126,7 @@ func (r *Reconciler) sync(ctx context.Context, masterID, sysID string, call ctib
 			} else if len(pending) == 0 {
 				s.ModCount = "" // unknown until read back
 			}
+			s.RelatedUnsure = priorLinks // the links were not tried
 			return s, failed(ctibridge.StepUpdate, err)
 		}
 		s.NotesUnsure = nil
