@@ -159,6 +159,7 @@ var errNoAnswerYet = errors.New("no answer yet; the interaction went ahead witho
 // first lookup left over, or nil.
 func (r *Reconciler) lookup(ctx context.Context, call ctibridge.Call, s *synced) error {
 	type result struct {
+		job   int
 		apply func(*synced) // nil when there is nothing to keep
 		err   error
 	}
@@ -218,30 +219,30 @@ func (r *Reconciler) lookup(ctx context.Context, call ctibridge.Call, s *synced)
 	}
 	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.JobTimeout)
 	results := make(chan result, len(jobs)) // buffered: a job answering late does not block
-	pending := make([]bool, len(jobs))
 	var wg sync.WaitGroup
 	for i, job := range jobs {
-		pending[i] = true
 		wg.Go(func() {
 			res := job(bg)
+			res.job = i
 			results <- res
 		})
 	}
 	go func() { wg.Wait(); cancel() }()
 	wait := time.NewTimer(r.cfg.LookupWait)
 	defer wait.Stop()
+	answered := make([]bool, len(jobs))
 	var first error
 	for range jobs {
 		select {
 		case res := <-results:
+			answered[res.job] = true
 			if res.apply != nil {
 				res.apply(s)
 			}
-			if first == nil {
-				first = res.err
-			}
+			first = cmp.Or(first, res.err)
 		case <-wait.C:
-			return cmp.Or(first, failed(steps[0], errNoAnswerYet))
+			slow := steps[slices.Index(answered, false)]
+			return cmp.Or(first, failed(slow, errNoAnswerYet))
 		case <-ctx.Done():
 			return cmp.Or(first, ctx.Err())
 		}
