@@ -65,6 +65,13 @@ type Event struct {
 	Notes       string `json:"notes,omitempty"`
 
 	Extra map[string]string `json:"extra,omitempty"`
+
+	// Source names where the event came from: "" for Studio, "cxone-poll"
+	// for the CXone poller. It is set by the bridge, never by a request
+	// body (a "source" field Studio sends is kept in Extra like any other),
+	// and takes no part in the dedupe key: the same moment reported by
+	// both sources is one event.
+	Source string `json:"source,omitempty"`
 }
 
 // Limits on what Studio may send. Studio payloads are small; anything larger is
@@ -222,11 +229,17 @@ func parseTime(s string) (time.Time, error) {
 // DedupeKey identifies an event so that a retried request is recognised as the
 // same event: the kind plus the fields that make it a distinct happening. Two
 // answers by the same agent on the same contact leg are one event whatever
-// else differs; two queued reports of the same leg likewise.
+// else differs; two queued reports of the same leg likewise. An agent with a
+// CXone agent id is known by that id alone, so Studio's answer (which may add
+// the user name) and the CXone poller's answer (id only) for the same leg are
+// one event.
 func (e Event) DedupeKey() string {
 	switch e.Kind {
 	case Answered, Transferred:
-		return string(e.Kind) + ":" + e.ContactID + ":" + e.AgentID + ":" + e.AgentUserName + ":" + e.AgentEmail
+		if e.AgentID != "" {
+			return string(e.Kind) + ":" + e.ContactID + ":" + e.AgentID
+		}
+		return string(e.Kind) + ":" + e.ContactID + "::" + e.AgentUserName + ":" + e.AgentEmail
 	case Queued:
 		return string(e.Kind) + ":" + e.ContactID
 	default: // released: one per call

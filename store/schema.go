@@ -57,6 +57,13 @@ var migrations = []string{
 	CREATE INDEX error_log_key ON error_log (dedupe_key, last_at);
 	CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 	INSERT INTO meta (key, value) VALUES ('last_ping', '0');`,
+	// Named leases for work only one bridge may do at a time (the CXone
+	// poller), and the cursors that work keeps in meta.
+	`CREATE TABLE leases (
+		name  TEXT PRIMARY KEY,
+		owner TEXT NOT NULL,
+		until BIGINT NOT NULL
+	);`,
 }
 
 // migrateLock is the PostgreSQL advisory lock key that serialises migrations

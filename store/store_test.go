@@ -88,6 +88,8 @@ func TestStore(t *testing.T) {
 		"PingWrites":                 testPing,
 		"PurgeKeepsUnfinishedWork":   testPurge,
 		"QuietWarningsResolve":       testQuietWarningsResolve,
+		"LeaseHasOneHolder":          testLeaseHasOneHolder,
+		"CursorWrittenUnderLease":    testCursorWrittenUnderLease,
 	}
 	for dbName, open := range openers(t) {
 		t.Run(dbName, func(t *testing.T) {
