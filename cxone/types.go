@@ -75,6 +75,8 @@ type CompletedContact struct {
 	TransferIndicatorID   int64  `json:"transferIndicatorId"`
 	TransferIndicatorName string `json:"transferIndicatorName"`
 	IsOutbound            bool   `json:"isOutbound"`
+	MediaTypeID           int64  `json:"mediaTypeId"`
+	MediaTypeName         string `json:"mediaTypeName"`
 	ContactStartDate      Time   `json:"contactStartDate"`
 	LastUpdateTime        Time   `json:"lastUpdateTime"`
 }
