@@ -37,6 +37,10 @@ const (
 	CompletedCursor = "cxone.completed.cursor"
 )
 
+// clockMargin allows for this bridge's clock running ahead of CXone's when a
+// cursor has to start from it.
+const clockMargin = time.Minute
+
 // ErrNotLeader is returned by Poll when another bridge holds the lease.
 var ErrNotLeader = errors.New("cxonepoll: another bridge is polling CXone")
 
@@ -224,9 +228,15 @@ func (p *Poller) pollActive(ctx context.Context, since time.Time, move bool) err
 		}
 	}
 	info.Events, err = p.feed(ctx, legs)
-	if err == nil && move && res.LastPollTime.After(p.active) {
-		if err = p.save(ctx, ActiveCursor, res.LastPollTime); err == nil {
-			p.active = res.LastPollTime
+	next := res.LastPollTime
+	if next.IsZero() {
+		// A full poll with nothing live gives no poll time: start from a
+		// little before this clock's now (what is read twice is a duplicate).
+		next = p.cfg.Now().Add(-clockMargin)
+	}
+	if err == nil && move && next.After(p.active) {
+		if err = p.save(ctx, ActiveCursor, next); err == nil {
+			p.active = next
 		}
 	}
 	info.Err = err
@@ -240,7 +250,7 @@ func (p *Poller) pollActive(ctx context.Context, since time.Time, move bool) err
 // polls of contacts/active.
 func (p *Poller) pollCompleted(ctx context.Context) error {
 	if p.completed.IsZero() {
-		p.completed = p.active
+		p.completed = p.cfg.Now().Add(-clockMargin)
 	}
 	start := time.Now()
 	res, err := p.cfg.API.CompletedContacts(ctx, p.completed)
