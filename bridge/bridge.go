@@ -19,6 +19,7 @@ import (
 	"github.com/ctibridge/ctibridge/api"
 	"github.com/ctibridge/ctibridge/callerid"
 	"github.com/ctibridge/ctibridge/config"
+	"github.com/ctibridge/ctibridge/cxonepoll"
 	"github.com/ctibridge/ctibridge/lifecycle"
 	"github.com/ctibridge/ctibridge/loginlimit"
 	"github.com/ctibridge/ctibridge/servicenow"
@@ -38,6 +39,7 @@ type Bridge struct {
 	ops    *ops
 	logins *logins
 	pop    ctibridge.ScreenPop
+	poll   *cxonepoll.Poller // nil unless cxone.poll is set
 }
 
 // New builds a bridge: it opens (and migrates) the store and prepares the
@@ -85,6 +87,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Bridge, er
 	})
 	b.Intake = lifecycle.NewIntake(db, lc, pop, b.Rec)
 	b.Errors = lifecycle.NewErrorLog(db, b.Rec.Wake)
+	if b.poll, err = b.newPoller(); err != nil {
+		db.Close()
+		return nil, err
+	}
 	keys, err := APIKeys(cfg)
 	if err != nil {
 		db.Close()
@@ -176,6 +182,9 @@ func (b *Bridge) Serve(ctx context.Context, ln, admin net.Listener) error {
 			errc <- err
 		}
 	}()
+	if b.poll != nil {
+		wg.Go(func() { b.poll.Run(recCtx) })
+	}
 	var err error
 	select {
 	case <-ctx.Done():

@@ -149,6 +149,9 @@ type CXone struct {
 	AccessKeySecretFile string        `yaml:"accessKeySecretFile"`
 	TenantID            string        `yaml:"tenantId"` // for API discovery; default: the token's
 	APIBase             string        `yaml:"apiBase"`  // instead of discovery, e.g. https://api-na1.niceincontact.com
+	// Poll, when set (e.g. 2s), follows calls from CXone's Real-Time Data
+	// and Reporting APIs, with or without Studio events.
+	Poll time.Duration `yaml:"poll"`
 }
 
 // Console configures the operator console.
@@ -260,6 +263,13 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 	set(&c.CXone.AccessKeySecretFile, "CTIBRIDGE_CXONE_ACCESS_KEY_SECRET_FILE")
 	set(&c.CXone.TenantID, "CTIBRIDGE_CXONE_TENANT_ID")
 	set(&c.CXone.APIBase, "CTIBRIDGE_CXONE_API")
+	if v := getenv("CTIBRIDGE_CXONE_POLL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("CTIBRIDGE_CXONE_POLL: %q is not a duration like 2s", v)
+		}
+		c.CXone.Poll = d
+	}
 	if v := getenv("CTIBRIDGE_CXONE_ACCESS_KEY_SECRET"); v != "" {
 		c.CXone.AccessKeySecret = secret.Secret(v)
 	}
@@ -455,6 +465,11 @@ func (c *Config) Validate() error {
 		bad("cxone.accessKeySecret is empty; set it, cxone.accessKeySecretFile, or CTIBRIDGE_CXONE_ACCESS_KEY_SECRET")
 	} else if x.AccessKeyID == "" && (!x.AccessKeySecret.IsZero() || x.TenantID != "" || x.APIBase != "") {
 		bad("cxone.accessKeyId is empty; set it or CTIBRIDGE_CXONE_ACCESS_KEY_ID, or leave the cxone keys out")
+	}
+	if p := c.CXone.Poll; p != 0 && (p < time.Second || p > time.Minute) {
+		bad("cxone.poll %s: want from 1s to 1m (or leave it out to not poll CXone)", p)
+	} else if p != 0 && c.CXone.AccessKeyID == "" {
+		bad("cxone.poll needs cxone.accessKeyId (or CTIBRIDGE_CXONE_ACCESS_KEY_ID)")
 	}
 	if u, err := url.Parse(c.CXone.APIBase); c.CXone.APIBase != "" && (err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil) {
 		bad("cxone.apiBase %q is not an http(s) URL like https://api-na1.niceincontact.com", c.CXone.APIBase)

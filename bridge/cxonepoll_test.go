@@ -1,0 +1,80 @@
+package bridge_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ctibridge/ctibridge/bridge/bridgetest"
+	"github.com/ctibridge/ctibridge/cxonesim"
+	"github.com/ctibridge/ctibridge/snowsim"
+)
+
+// TestPollerAndStudioConverge: with cxone.poll on, a transferred call that
+// CXone reports and Studio also posts (with the agent's user name, which the
+// poller does not know) ends as one interaction, closed, assigned to the
+// second agent, with one transfer note and one end note.
+func TestPollerAndStudioConverge(t *testing.T) {
+	t.Parallel()
+	sn, snURL := bridgetest.Simulator(t, snowsim.Options{})
+	cx := cxonesim.New(cxonesim.Options{})
+	cxSrv := httptest.NewServer(cx)
+	t.Cleanup(cxSrv.Close)
+	cfg := bridgetest.Config(t, snURL, map[string]string{"CTIBRIDGE_SN_REQUESTS_PER_HOUR": "-1",
+		"CTIBRIDGE_CXONE_ACCESS_KEY_ID": cxonesim.DefaultAccessKeyID, "CTIBRIDGE_CXONE_ACCESS_KEY_SECRET": cxonesim.DefaultAccessKeySecret,
+		"CTIBRIDGE_CXONE_API": cxSrv.URL, "CTIBRIDGE_CXONE_POLL": "1s"})
+	_, base := bridgetest.Serve(t, cfg)
+
+	m, err := cx.AddCall(cxonesim.Script{ANI: "8013203420", AgentID: 1001, QueueFor: time.Second, TalkFor: 4 * time.Second,
+		TransferTo: &cxonesim.Transfer{AgentID: 1002, After: 2 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(kind, body string) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", fmt.Sprintf("%s/v1/contacts/%d/%s", base, m, kind), strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+bridgetest.Key)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			t.Fatalf("%s: %d", kind, resp.StatusCode)
+		}
+	}
+	post("queued", fmt.Sprintf(`{"ani":"8013203420","contactId":"%d"}`, m))
+	post("answered", fmt.Sprintf(`{"agentId":"1001","agentUserName":"jdoe@example.com","contactId":"%d"}`, m))
+	post("transferred", fmt.Sprintf(`{"agentId":"1002","contactId":"%d"}`, m+1))
+
+	var rec map[string]string
+	var sysID string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		recs := sn.Records("interaction")
+		if len(recs) == 1 {
+			rec, sysID = recs[0], recs[0]["sys_id"]
+			if rec["state"] == "closed_complete" {
+				break
+			}
+		}
+	}
+	if rec["state"] != "closed_complete" {
+		t.Fatalf("no closed interaction from the poller's release: %v", rec)
+	}
+	post("released", fmt.Sprintf(`{"contactId":"%d","reason":"hangup"}`, m+1)) // Studio's release, late: a duplicate
+	if n := len(sn.Records("interaction")); n != 1 {
+		t.Fatalf("%d interactions, want 1", n)
+	}
+	var notes []string
+	for _, e := range sn.Journal("interaction", sysID, "work_notes") {
+		notes = append(notes, e.Value)
+	}
+	all := strings.Join(notes, "\n")
+	if strings.Count(all, "transferred from") != 1 || strings.Count(all, "call ended") != 1 {
+		t.Errorf("work notes, want one transfer and one end:\n%s", all)
+	}
+}
