@@ -11,13 +11,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/ctibridge/ctibridge"
 	"io"
 	"log/slog"
 	"math"
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/ctibridge/ctibridge"
 
 	"github.com/ctibridge/ctibridge/lifecycle"
 	"github.com/ctibridge/ctibridge/secret"
@@ -66,6 +67,7 @@ func New(intake *lifecycle.Intake, o Options) *Server {
 	}
 	s.mux.HandleFunc("POST /v1/contacts/{id}/{kind}", s.authed("event", s.handleEvent))
 	s.mux.HandleFunc("GET /v1/contacts/{id}", s.authed("status", s.handleStatus))
+	s.mux.HandleFunc("GET /v1/pop/{id}", s.handlePop)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusNotFound, "", "no such endpoint: see /openapi.json")
 	})
@@ -243,4 +245,19 @@ func writeFieldError(w http.ResponseWriter, err error) {
 		return
 	}
 	writeProblem(w, http.StatusBadRequest, "", err.Error())
+}
+
+// handlePop redirects an agent's browser to the call's interaction in the
+// configured workspace: for calls that ctibridge follows from CXone's APIs,
+// where no Studio reply carried the screen-pop URL. It needs no key (a
+// browser opens it) and reveals nothing: the address depends only on the
+// master contact id, and ServiceNow asks the agent to log in.
+func (s *Server) handlePop(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if err := ctibridge.ValidateMasterID(id); err != nil {
+		writeFieldError(w, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, s.intake.ScreenPopURL(id), http.StatusFound)
 }

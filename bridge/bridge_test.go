@@ -636,3 +636,23 @@ func TestShutdownCancelsAttemptsInTime(t *testing.T) {
 		t.Errorf("%d interactions after the restart, want 1", n)
 	}
 }
+
+// TestScreenPopRedirect: an agent desktop that never saw Studio's reply
+// opens /v1/pop/{id} and lands on the call's interaction; no key needed.
+func TestScreenPopRedirect(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	r := e.post("62000", "queued", `{"ani":"8015550142"}`)
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get(e.url + "/v1/pop/62000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != r.ScreenPopURL {
+		t.Errorf("pop: %d to %q, want 302 to %q", resp.StatusCode, resp.Header.Get("Location"), r.ScreenPopURL)
+	}
+	if code, body := e.do("GET", "/v1/pop/a%20b", "", nil); code != http.StatusBadRequest || !strings.Contains(string(body), "masterContactId") {
+		t.Errorf("bad id: %d %s, want 400 naming masterContactId", code, body)
+	}
+}

@@ -29,7 +29,7 @@ func (b *Bridge) newPoller() (*cxonepoll.Poller, error) {
 	rand.Read(id)
 	return cxonepoll.New(cxonepoll.Config{
 		API: c, Store: b.DB, Owner: fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(id)), Interval: x.Poll,
-		Logger: b.log.With("component", "cxone-poll"),
+		Logger: b.log.With("component", "cxone-poll"), Observe: b.ops.metrics.observePoll,
 		Accept: func(ctx context.Context, masterID string, ev ctibridge.Event) error {
 			_, err := b.Intake.Accept(ctx, masterID, ev)
 			return err

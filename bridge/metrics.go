@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/ctibridge/ctibridge/cxone"
+	"github.com/ctibridge/ctibridge/cxonepoll"
 	"github.com/ctibridge/ctibridge/loginlimit"
 	"github.com/ctibridge/ctibridge/servicenow"
 	"github.com/ctibridge/ctibridge/store"
@@ -25,6 +26,9 @@ type metrics struct {
 	snRequests  *prometheus.HistogramVec
 	snRefreshes *prometheus.CounterVec
 	cxRequests  *prometheus.HistogramVec
+	cxPolls     *prometheus.HistogramVec // CXone polls by API and outcome
+	cxContacts  *prometheus.CounterVec   // contacts the polls returned
+	cxPollLag   prometheus.Gauge         // how far the poll cursor is behind now
 	events      *prometheus.CounterVec
 	logins      *prometheus.CounterVec // failed console and admin logins
 	throttled   *prometheus.CounterVec // logins refused unchecked by the limiter
@@ -56,6 +60,16 @@ func newMetrics(b *Bridge) *metrics {
 		Name: "ctibridge_cxone_request_duration_seconds", Help: "CXone requests by operation (token, discovery, agent...) and HTTP status (0 = no answer).",
 		Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 	}, []string{"op", "status"})
+	m.cxPolls = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "ctibridge_cxone_poll_duration_seconds", Help: "CXone polls (cxone.poll) by API (active-contacts, completed-contacts) and outcome (ok, error).",
+		Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	}, []string{"op", "outcome"})
+	m.cxContacts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ctibridge_cxone_poll_contacts_total", Help: "Contacts the CXone polls returned, by API.",
+	}, []string{"op"})
+	m.cxPollLag = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "ctibridge_cxone_poll_lag_seconds", Help: "How far the CXone poll cursor is behind now, after the last poll.",
+	})
 	m.events = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ctibridge_events_total", Help: "Studio events made durable, by kind and result (accepted, duplicate).",
 	}, []string{"kind", "result"})
@@ -74,7 +88,7 @@ func newMetrics(b *Bridge) *metrics {
 			m.throttled.WithLabelValues(surface, string(limit))
 		}
 	}
-	m.reg.MustRegister(m.intake, m.jobs, m.snRequests, m.snRefreshes, m.cxRequests, m.events, m.logins, m.throttled, &stateCollector{b: b})
+	m.reg.MustRegister(m.intake, m.jobs, m.snRequests, m.snRefreshes, m.cxRequests, m.cxPolls, m.cxContacts, m.cxPollLag, m.events, m.logins, m.throttled, &stateCollector{b: b})
 	return m
 }
 
@@ -125,6 +139,18 @@ func (m *metrics) observeServiceNow(ri servicenow.RequestInfo) {
 
 func (m *metrics) observeCXone(ri cxone.RequestInfo) {
 	m.cxRequests.WithLabelValues(ri.Op, strconv.Itoa(ri.Status)).Observe(ri.Duration.Seconds())
+}
+
+func (m *metrics) observePoll(p cxonepoll.PollInfo) {
+	outcome := "ok"
+	if p.Err != nil {
+		outcome = "error"
+	}
+	m.cxPolls.WithLabelValues(p.Op, outcome).Observe(p.Duration.Seconds())
+	m.cxContacts.WithLabelValues(p.Op).Add(float64(p.Contacts))
+	if p.Err == nil && p.Op == "active-contacts" {
+		m.cxPollLag.Set(p.Lag.Seconds())
+	}
 }
 
 // stateCollector reads gauges at scrape time: queue, error log, budget.

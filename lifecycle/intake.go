@@ -91,3 +91,10 @@ func (in *Intake) Wait(ctx context.Context, masterID string) string {
 		}
 	}
 }
+
+// ScreenPopURL is where an agent's browser opens the call's interaction,
+// known from the master contact id alone (the sys_id is derived from it), so
+// a desktop that never saw Studio's reply can open it too.
+func (in *Intake) ScreenPopURL(masterID string) string {
+	return in.pop.URL(ctibridge.SysID(in.namespace, masterID))
+}
