@@ -698,3 +698,21 @@ func TestRowLevelACL(t *testing.T) {
 		t.Errorf("admin sees %d rows, want 3", len(r.results()))
 	}
 }
+
+// TestSingleQuotedJSON: the Table API reference's own cURL example sends its
+// body with single-quoted strings, and instances take it; so does the
+// simulator, quotes and backslashes inside the strings included. Text that is
+// JSON in neither quoting is still refused.
+func TestSingleQuotedJSON(t *testing.T) {
+	s := start(t, snowsim.Options{})
+	r := s.do("POST", "/api/now/table/incident", admin,
+		`{'short_description':'Unable to connect to office wifi','assignment_group':'287ebd7da9fe198100f92cc8d1d2154e','urgency':'2','impact':'2'}`)
+	if r.status != 201 || r.result()["short_description"] != "Unable to connect to office wifi" {
+		t.Errorf("documented example: %d %s", r.status, r.raw)
+	}
+	r = s.do("POST", "/api/now/table/incident", admin, `{'short_description':'the "VPN" isn\'t up', "priority":'2'}`)
+	if r.status != 201 || r.result()["short_description"] != `the "VPN" isn't up` || r.result()["priority"] != "2" {
+		t.Errorf("quotes inside: %d %s", r.status, r.raw)
+	}
+	expectError(t, s.do("POST", "/api/now/table/incident", admin, `{short_description:'x'}`), 400, "Exception while reading request")
+}
