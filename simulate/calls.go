@@ -81,19 +81,38 @@ type event struct {
 	body     map[string]any
 }
 
-// call is one generated call: what --verify needs to know about it, and,
-// while it is played, its events and when each is due.
+// call is one generated call: what --verify needs to know about it (kept
+// small: a day's run holds a million), and, while it is played, its events.
 type call struct {
 	n         int
-	ani, e164 string
-	known     int    // index in knownCallers, -1 for a generated number
-	abandoned bool   // released before an agent answered
-	agent     string // the agent who had it last ("" if abandoned)
+	ani       string
+	known     int8    // index in knownCallers, -1 for a generated number
+	agent     int8    // index in agents of the agent who had it last, -1 if none
+	abandoned bool    // released before an agent answered
+	play      *flight // nil once every event is sent
+}
 
+// flight is a call's events while it is played.
+type flight struct {
 	start  time.Time       // when its first event was due
-	events []event         // in the order they are sent; nil once sent
+	events []event         // in the order they are sent
 	at     []time.Duration // when each is due, after start
 	next   int             // the next event to send
+}
+
+// e164 is the caller's number as ServiceNow should hold it.
+func (c *call) e164() string {
+	if c.known >= 0 {
+		return knownCallers[c.known].E164
+	}
+	return "+1" + c.ani
+}
+
+func (c *call) agentName() string {
+	if c.agent < 0 {
+		return ""
+	}
+	return agents[c.agent]
 }
 
 // runTag makes the run's CXone contact ids distinct from other runs': six
@@ -118,13 +137,12 @@ func (o Options) timed() bool { return o.AnswerAfter.Mid > 0 || o.Talk.Mid > 0 }
 // and --talk the events are due at once, stamped 20 s, 60 s and 120 s
 // apart as before.
 func (o Options) newCall(rng *rand.Rand, tag string, n int, start time.Time) *call {
-	c := &call{n: n, known: -1, start: start}
+	c := &call{n: n, known: -1, agent: -1, play: &flight{start: start}}
 	if n%10 == 7 {
-		c.known = (n / 10) % len(knownCallers)
-		c.ani, c.e164 = knownCallers[c.known].ANI, knownCallers[c.known].E164
+		c.known = int8((n / 10) % len(knownCallers))
+		c.ani = knownCallers[c.known].ANI
 	} else {
 		c.ani = fmt.Sprintf("801555%04d", rng.IntN(10000))
-		c.e164 = "+1" + c.ani
 	}
 	wait, talk := o.AnswerAfter.draw(rng), o.Talk.draw(rng)
 	answered, transferred, released := wait, wait+talk/2, wait+talk
@@ -148,11 +166,11 @@ func (o Options) newCall(rng *rand.Rand, tag string, n int, start time.Time) *ca
 			released = 120 * time.Second
 		}
 	} else {
-		c.agent = agents[rng.IntN(len(agents))]
-		evs = append(evs, timedEvent{event{id, "answered", map[string]any{"agentUserName": c.agent, "agentId": "1", "occurredAt": stamp(answered)}}, answered})
+		c.agent = int8(rng.IntN(len(agents)))
+		evs = append(evs, timedEvent{event{id, "answered", map[string]any{"agentUserName": c.agentName(), "agentId": "1", "occurredAt": stamp(answered)}}, answered})
 		if rng.Float64() < 0.33 {
-			c.agent = agents[rng.IntN(len(agents))]
-			evs = append(evs, timedEvent{event{id, "transferred", map[string]any{"agentUserName": c.agent, "agentId": "2", "occurredAt": stamp(transferred)}}, transferred})
+			c.agent = int8(rng.IntN(len(agents)))
+			evs = append(evs, timedEvent{event{id, "transferred", map[string]any{"agentUserName": c.agentName(), "agentId": "2", "occurredAt": stamp(transferred)}}, transferred})
 		}
 	}
 	evs = append(evs, timedEvent{event{id, "released", map[string]any{"reason": "hang up", "occurredAt": stamp(released)}}, released})
@@ -166,12 +184,13 @@ func (o Options) newCall(rng *rand.Rand, tag string, n int, start time.Time) *ca
 	if o.Shuffle {
 		rng.Shuffle(len(evs), func(a, b int) { evs[a], evs[b] = evs[b], evs[a] })
 	}
+	p := c.play
 	for i, e := range evs {
-		c.events = append(c.events, e.event)
-		c.at = append(c.at, at[i])
+		p.events = append(p.events, e.event)
+		p.at = append(p.at, at[i])
 		if rng.Float64() < o.DupRate { // Studio's retry, right after
-			c.events = append(c.events, e.event)
-			c.at = append(c.at, at[i])
+			p.events = append(p.events, e.event)
+			p.at = append(p.at, at[i])
 		}
 	}
 	return c

@@ -51,12 +51,13 @@ func TestCallsLastAsReal(t *testing.T) {
 	for i := range n {
 		c := o.newCall(rng, "123456", i, start)
 		at := map[string]time.Duration{}
-		for j, e := range c.events {
-			at[e.kind] = c.at[j]
-			if stamp, _ := time.Parse(time.RFC3339Nano, e.body["occurredAt"].(string)); !stamp.Equal(start.Add(c.at[j])) {
-				t.Fatalf("call %d %s: occurredAt %s, due %s", i, e.kind, stamp, start.Add(c.at[j]))
+		p := c.play
+		for j, e := range p.events {
+			at[e.kind] = p.at[j]
+			if stamp, _ := time.Parse(time.RFC3339Nano, e.body["occurredAt"].(string)); !stamp.Equal(start.Add(p.at[j])) {
+				t.Fatalf("call %d %s: occurredAt %s, due %s", i, e.kind, stamp, start.Add(p.at[j]))
 			}
-			if j > 0 && c.at[j] < c.at[j-1] {
+			if j > 0 && p.at[j] < p.at[j-1] {
 				t.Fatalf("call %d: events out of order without --shuffle", i)
 			}
 		}
@@ -67,7 +68,7 @@ func TestCallsLastAsReal(t *testing.T) {
 		if c.abandoned {
 			abandoned++
 			wait = at["released"]
-			if _, ok := at["answered"]; ok || c.agent != "" {
+			if _, ok := at["answered"]; ok || c.agent >= 0 {
 				t.Fatalf("abandoned call %d was answered", i)
 			}
 		} else {
@@ -93,10 +94,10 @@ func TestCallsLastAsReal(t *testing.T) {
 	if abandoned < n/5 || abandoned > n*3/10 || transferred < answered/4 || transferred > answered*4/10 || known != n/10 {
 		t.Errorf("%d abandoned, %d of %d answered transferred, %d known callers", abandoned, transferred, answered, known)
 	}
-	c := Options{Prefix: "t-"}.newCall(rng, "123456", 0, start)
-	for j := range c.events {
-		if c.at[j] != 0 {
-			t.Errorf("without --answer-after and --talk, %s is due after %s", c.events[j].kind, c.at[j])
+	p := Options{Prefix: "t-"}.newCall(rng, "123456", 0, start).play
+	for j := range p.events {
+		if p.at[j] != 0 {
+			t.Errorf("without --answer-after and --talk, %s is due after %s", p.events[j].kind, p.at[j])
 		}
 	}
 }

@@ -163,7 +163,7 @@ func (q *dueQueue) Pop() any {
 	return c
 }
 
-func (c *call) due() time.Time { return c.start.Add(c.at[c.next]) }
+func (c *call) due() time.Time { return c.play.start.Add(c.play.at[c.play.next]) }
 
 // Run plays the calls and returns the figures. Each call's events are sent
 // one after another, each when it is due; calls waiting for their next
@@ -203,7 +203,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	for range o.Concurrency {
 		wg.Go(func() {
 			for c := range work {
-				e := c.events[c.next]
+				e := c.play.events[c.play.next]
 				start := time.Now()
 				err := post(ctx, client, o, e)
 				d := time.Since(start)
@@ -223,7 +223,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 					latencies = append(latencies, d)
 				}
 				mu.Unlock()
-				c.next++
+				c.play.next++
 				done <- c
 			}
 		})
@@ -320,10 +320,10 @@ dispatch:
 			sending++
 		case c := <-done:
 			sending--
-			if c.next < len(c.events) {
+			if c.play.next < len(c.play.events) {
 				schedule(c, time.Now())
 			} else {
-				c.events, c.at = nil, nil // keep only what --verify needs
+				c.play = nil // keep only what --verify needs
 				inProgress.Add(-1)
 			}
 		case <-timerC:

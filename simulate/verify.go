@@ -238,7 +238,7 @@ func (c *call) mismatch(rec map[string]string, agentIDs map[string]string, known
 	default:
 		differ("state", "closed_complete", state == "closed_complete" || state == "wrap_up")
 	}
-	differ("caller_phone_number", c.e164, rec["caller_phone_number"] == c.e164)
+	differ("caller_phone_number", c.e164(), rec["caller_phone_number"] == c.e164())
 	if c.known >= 0 && knownHere[c.known] {
 		want := map[string]string{"opened_for": "", "contact": "", "account": "", "consumer": ""}
 		for _, ref := range knownCallers[c.known].Refs {
@@ -248,7 +248,7 @@ func (c *call) mismatch(rec map[string]string, agentIDs map[string]string, known
 			differ(f, want[f], rec[f] == want[f])
 		}
 	}
-	agent := agentIDs[c.agent] // "" if abandoned or not a user of this instance
+	agent := agentIDs[c.agentName()] // "" if abandoned or not a user of this instance
 	differ("assigned_to", agent, rec["assigned_to"] == agent)
 	return why
 }
