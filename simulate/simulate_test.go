@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ctibridge/ctibridge"
 	"github.com/ctibridge/ctibridge/bridge/bridgetest"
-	"github.com/ctibridge/ctibridge/lifecycle"
 	"github.com/ctibridge/ctibridge/simulate"
 	"github.com/ctibridge/ctibridge/snowsim"
 )
@@ -189,7 +189,7 @@ func TestVerifyCountsLostAndDuplicated(t *testing.T) {
 	if err := simulate.Verify(context.Background(), o, &res); err != nil || res.Lost+res.Duplicated+res.Wrong != 0 {
 		t.Fatalf("clean run: %v\n%s", err, res)
 	}
-	id := func(n int) string { return lifecycle.SysID("ctibridge", fmt.Sprintf("v-%06d", n)) }
+	id := func(n int) string { return ctibridge.SysID("ctibridge", fmt.Sprintf("v-%06d", n)) }
 	admin := func(method, path string, body any) {
 		b, _ := json.Marshal(body)
 		req, _ := http.NewRequest(method, url+path, bytes.NewReader(b))

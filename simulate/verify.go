@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ctibridge/ctibridge/lifecycle"
+	"github.com/ctibridge/ctibridge"
 	"github.com/ctibridge/ctibridge/secret"
 )
 
@@ -170,7 +170,7 @@ func Verify(ctx context.Context, o Options, res *Result) error {
 	bySysID := map[string]int{}
 	var missing []string
 	for n := range res.calls {
-		id := lifecycle.SysID(o.Namespace, o.masterID(n))
+		id := ctibridge.SysID(o.Namespace, o.masterID(n))
 		if found[n][id] == nil {
 			bySysID[id] = n
 			missing = append(missing, id)
