@@ -204,8 +204,13 @@ func TestVerifyCountsLostAndDuplicated(t *testing.T) {
 	second, _ := sim.Record("interaction", id(1))
 	admin("POST", "/api/now/table/interaction", map[string]string{"short_description": second["short_description"], "type": "phone"})
 	admin("PATCH", "/api/now/table/interaction/"+id(2), map[string]string{"caller_phone_number": "+15550000000"})
+	// A busy simulator is asked again after its Retry-After.
+	sim.SetFaults(snowsim.Faults{FailNext: &snowsim.FailNext{Count: 1, Status: 429, RetryAfter: 1, Table: "sys_user"}})
 	if err := simulate.Verify(context.Background(), o, &res); err != nil {
 		t.Fatal(err)
+	}
+	if f := sim.Faults(); f.FailNext != nil {
+		t.Errorf("the scripted 429 was not met: %+v", f.FailNext)
 	}
 	if res.Lost != 1 || res.Duplicated != 1 || res.Wrong != 1 {
 		t.Fatalf("lost %d, duplicated %d, wrong %d; want 1 each\n%s", res.Lost, res.Duplicated, res.Wrong, res)
@@ -234,5 +239,26 @@ func TestSimulateRefusesBadFlags(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error()+out.String(), want) {
 			t.Errorf("%s: %v %s, want %q", args, err, out.String(), want)
 		}
+	}
+}
+
+// TestSimulateVerifyNeedsTheSimulatorAdmin: wrong credentials for --verify
+// stop the run before any event is sent, saying which flags to check and
+// never showing the password.
+func TestSimulateVerifyNeedsTheSimulatorAdmin(t *testing.T) {
+	sim, url := bridgetest.Simulator(t, snowsim.Options{})
+	var out bytes.Buffer
+	err := simulate.Main(context.Background(), []string{"--bridge", "http://127.0.0.1:1", "--key", "k", "--calls", "1",
+		"--wait", "1s", "--verify", url, "--verify-password", "sesame-wrong"}, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "--verify-password") || strings.Contains(err.Error()+out.String(), "sesame-wrong") {
+		t.Errorf("%v\n%s", err, out.String())
+	}
+	if n := sim.Stats().Total; n != 0 {
+		t.Errorf("%d Table API requests", n)
+	}
+	err = simulate.Main(context.Background(), []string{"--bridge", "http://127.0.0.1:1", "--key", "k", "--calls", "1",
+		"--wait", "1s", "--verify", url + "/nothing-here"}, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "no ServiceNow simulator there") {
+		t.Errorf("not a simulator: %v", err)
 	}
 }

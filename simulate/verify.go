@@ -32,39 +32,61 @@ func (o Options) verifier() *verifier {
 }
 
 // get reads path (with its query) into out, or says what the simulator
-// answered instead.
+// answered instead. A busy simulator (429, 503) is asked again after its
+// Retry-After, for up to a minute.
 func (v *verifier) get(ctx context.Context, path string, out any) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, "GET", v.base+path, nil)
-	if err != nil {
-		return 0, fmt.Errorf("simulate: --verify %s: %w", v.base, err)
+	p, _, _ := strings.Cut(path, "?")
+	deadline := time.Now().Add(time.Minute)
+	for {
+		req, err := http.NewRequestWithContext(ctx, "GET", v.base+path, nil)
+		if err != nil {
+			return 0, fmt.Errorf("simulate: --verify %s: %w", v.base, err)
+		}
+		req.SetBasicAuth(v.user, v.password.Reveal())
+		req.Header.Set("Accept", "application/json")
+		resp, err := v.client.Do(req)
+		if err != nil {
+			return 0, fmt.Errorf("simulate: --verify %s: %w", v.base, err)
+		}
+		code, err := v.read(resp, p, out)
+		busy := code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable
+		if !busy || time.Now().After(deadline) {
+			return code, err
+		}
+		wait := time.Second
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+			wait = time.Duration(s) * time.Second
+		}
+		select {
+		case <-ctx.Done():
+			return code, ctx.Err()
+		case <-time.After(wait):
+		}
 	}
-	req.SetBasicAuth(v.user, v.password.Reveal())
-	req.Header.Set("Accept", "application/json")
-	resp, err := v.client.Do(req)
-	if err != nil {
-		return 0, fmt.Errorf("simulate: --verify %s: %w", v.base, err)
-	}
+}
+
+// read decodes a reply; 404 is an answer (no such record), not an error.
+func (v *verifier) read(resp *http.Response, path string, out any) (int, error) {
 	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
+	switch resp.StatusCode {
+	case http.StatusOK:
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			return resp.StatusCode, fmt.Errorf("simulate: --verify: GET %s: %w", path, err)
+		}
+		return resp.StatusCode, nil
+	case http.StatusNotFound:
 		return resp.StatusCode, nil
 	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Error struct{ Message, Detail string }
-		}
-		json.NewDecoder(io.LimitReader(resp.Body, 4<<10)).Decode(&e)
-		hint := ""
-		if resp.StatusCode == http.StatusUnauthorized {
-			hint = " (check --verify-user and --verify-password: an admin of the simulator)"
-		}
-		p, _, _ := strings.Cut(path, "?")
-		return resp.StatusCode, fmt.Errorf("simulate: --verify: GET %s answered %d %s%s", p, resp.StatusCode,
-			strings.TrimSpace(e.Error.Message+" "+e.Error.Detail), hint)
+	var e struct {
+		Error struct{ Message, Detail string }
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return resp.StatusCode, fmt.Errorf("simulate: --verify: GET %s: %w", path, err)
+	json.NewDecoder(io.LimitReader(resp.Body, 4<<10)).Decode(&e)
+	hint := ""
+	if resp.StatusCode == http.StatusUnauthorized {
+		hint = " (check --verify-user and --verify-password: an admin of the simulator)"
 	}
-	return resp.StatusCode, nil
+	return resp.StatusCode, fmt.Errorf("simulate: --verify: GET %s answered %d %s%s", path, resp.StatusCode,
+		strings.TrimSpace(e.Error.Message+" "+e.Error.Detail), hint)
 }
 
 // requests is the number of Table API requests the simulator has served.
@@ -72,11 +94,12 @@ func (v *verifier) requests(ctx context.Context) (int64, error) {
 	var st struct {
 		Total *int64 `json:"total"`
 	}
-	if code, err := v.get(ctx, "/sim/stats", &st); err != nil || code != http.StatusOK || st.Total == nil {
-		if err == nil {
-			err = fmt.Errorf("simulate: --verify %s: no ServiceNow simulator there (/sim/stats answered %d)", v.base, code)
-		}
-		return 0, err
+	code, err := v.get(ctx, "/sim/stats", &st)
+	switch {
+	case code == 0 || code == http.StatusUnauthorized:
+		return 0, err // unreachable, or the wrong credentials: err says which
+	case code != http.StatusOK || st.Total == nil:
+		return 0, fmt.Errorf("simulate: --verify %s: no ServiceNow simulator there (/sim/stats answered %d)", v.base, code)
 	}
 	return *st.Total, nil
 }
