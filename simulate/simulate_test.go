@@ -3,11 +3,17 @@ package simulate_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/ctibridge/ctibridge"
 	"github.com/ctibridge/ctibridge/bridge/bridgetest"
 	"github.com/ctibridge/ctibridge/simulate"
 	"github.com/ctibridge/ctibridge/snowsim"
@@ -87,5 +93,172 @@ func TestSimulateSignsEvents(t *testing.T) {
 	}
 	if err := simulate.Main(context.Background(), append(args, "--hmac-secret-file", filepath.Join(dir, "missing")), &out, &out); err == nil {
 		t.Error("a missing secret file was accepted")
+	}
+}
+
+// TestSimulateRealCallsVerified: calls that last (a queue wait and a talk of
+// a few hundred milliseconds) overlap far beyond the requests in flight;
+// every one ends in ServiceNow exactly once and as it should, and --json
+// prints the figures, with the simulator's request count.
+func TestSimulateRealCallsVerified(t *testing.T) {
+	sim, url := bridgetest.Simulator(t, snowsim.Options{})
+	cfg := bridgetest.Config(t, url, map[string]string{"CTIBRIDGE_SN_REQUESTS_PER_HOUR": "-1"})
+	_, base := bridgetest.Serve(t, cfg)
+	var out, errOut bytes.Buffer
+	err := simulate.Main(context.Background(), []string{"--bridge", base, "--key", bridgetest.Key, "--calls", "60", "--rate", "100",
+		"--answer-after", "300ms±200ms", "--talk", "400ms±200ms", "--concurrency", "4", "--dup", "0.2",
+		"--wait", "60s", "--verify", url, "--json"}, &out, &errOut)
+	if err != nil {
+		t.Fatalf("simulate: %v\n%s\n%s", err, out.String(), errOut.String())
+	}
+	var got map[string]any
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("stdout is not one JSON object: %v\n%s", err, out.String())
+	}
+	num := func(k string) float64 {
+		v, ok := got[k].(float64)
+		if !ok {
+			t.Errorf("%s = %v, want a number", k, got[k])
+		}
+		return v
+	}
+	if num("calls") != 60 || num("events") < 120 || num("intake_events_per_s") <= 0 || num("intake_p50_ms") <= 0 ||
+		num("intake_p99_ms") < num("intake_p50_ms") || num("synced") != 60 || num("sync_s") <= 0 || num("lifecycles_per_s") <= 0 {
+		t.Errorf("figures: %s", out.String())
+	}
+	if num("lost") != 0 || num("duplicated") != 0 || num("wrong") != 0 {
+		t.Errorf("verification: %s\n%s", out.String(), errOut.String())
+	}
+	// Each call takes at least a create and a close; the simulator served
+	// the run, the bridge's start and the verification's reads.
+	if n := num("sn_requests"); n < 120 || n > float64(sim.Stats().Total) || num("sn_requests_per_call") != math.Round(n/60*100)/100 {
+		t.Errorf("sn_requests %v, per call %v; the simulator served %d", got["sn_requests"], got["sn_requests_per_call"], sim.Stats().Total)
+	}
+	if n := num("peak_calls_in_progress"); n <= 8 {
+		t.Errorf("at most %v calls in progress at once with 4 requests in flight: calls do not last", n)
+	}
+	if n := len(sim.Records("interaction")); n != 60 {
+		t.Errorf("%d interactions, want 60", n)
+	}
+	if !strings.Contains(errOut.String(), "verified in ServiceNow: 0 lost, 0 duplicated, 0 wrong") {
+		t.Errorf("report on stderr:\n%s", errOut.String())
+	}
+}
+
+// TestSimulateCountsWrongInteractions: against an instance whose business
+// rule undoes every close (the release never shows), each call is counted
+// wrong, with the first few named, and the command fails.
+func TestSimulateCountsWrongInteractions(t *testing.T) {
+	d := snowsim.DefaultDataset()
+	d.Rules = append(d.Rules, snowsim.Rule{Name: "Undo the close", Table: "interaction", When: "stateSTARTSWITHclosed",
+		Set: map[string]string{"state": "work_in_progress"}})
+	_, url := bridgetest.Simulator(t, snowsim.Options{Data: d})
+	cfg := bridgetest.Config(t, url, map[string]string{"CTIBRIDGE_SN_REQUESTS_PER_HOUR": "-1"})
+	_, base := bridgetest.Serve(t, cfg)
+	var out, errOut bytes.Buffer
+	err := simulate.Main(context.Background(), []string{"--bridge", base, "--key", bridgetest.Key, "--calls", "12",
+		"--answer-after", "100ms", "--talk", "100ms", "--wait", "60s", "--verify", url, "--json"}, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "12 wrong") {
+		t.Fatalf("simulate: %v, want a failure counting 12 wrong\n%s\n%s", err, out.String(), errOut.String())
+	}
+	var got map[string]any
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("stdout: %v\n%s", err, out.String())
+	}
+	if got["wrong"] != float64(12) || got["lost"] != float64(0) || got["duplicated"] != float64(0) {
+		t.Errorf("JSON %s", out.String())
+	}
+	if !strings.Contains(errOut.String(), `wrong: `) || !strings.Contains(errOut.String(), `state "work_in_progress", want "closed_`) {
+		t.Errorf("report:\n%s", errOut.String())
+	}
+}
+
+// TestVerifyCountsLostAndDuplicated: after a clean run, an interaction
+// deleted, another made twice and a third assigned to someone else are
+// counted lost, duplicated and wrong, each named.
+func TestVerifyCountsLostAndDuplicated(t *testing.T) {
+	sim, url := bridgetest.Simulator(t, snowsim.Options{})
+	cfg := bridgetest.Config(t, url, map[string]string{"CTIBRIDGE_SN_REQUESTS_PER_HOUR": "-1"})
+	_, base := bridgetest.Serve(t, cfg)
+	o := simulate.Options{Bridge: base, Key: bridgetest.Key, Calls: 10, Prefix: "v-", Wait: time.Minute,
+		Verify: url, VerifyUser: "admin", VerifyPassword: "admin"}
+	res, err := simulate.Run(context.Background(), o)
+	if err != nil || res.Synced != 10 {
+		t.Fatalf("run: %v\n%s", err, res)
+	}
+	if err := simulate.Verify(context.Background(), o, &res); err != nil || res.Lost+res.Duplicated+res.Wrong != 0 {
+		t.Fatalf("clean run: %v\n%s", err, res)
+	}
+	id := func(n int) string { return ctibridge.SysID("ctibridge", fmt.Sprintf("v-%06d", n)) }
+	admin := func(method, path string, body any) {
+		b, _ := json.Marshal(body)
+		req, _ := http.NewRequest(method, url+path, bytes.NewReader(b))
+		req.SetBasicAuth("admin", "admin")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode >= 300 {
+			t.Fatalf("%s %s: %v %v", method, path, resp, err)
+		}
+		resp.Body.Close()
+	}
+	admin("DELETE", "/api/now/table/interaction/"+id(0), nil)
+	second, _ := sim.Record("interaction", id(1))
+	admin("POST", "/api/now/table/interaction", map[string]string{"short_description": second["short_description"], "type": "phone"})
+	admin("PATCH", "/api/now/table/interaction/"+id(2), map[string]string{"caller_phone_number": "+15550000000"})
+	// A busy simulator is asked again after its Retry-After.
+	sim.SetFaults(snowsim.Faults{FailNext: &snowsim.FailNext{Count: 1, Status: 429, RetryAfter: 1, Table: "sys_user"}})
+	if err := simulate.Verify(context.Background(), o, &res); err != nil {
+		t.Fatal(err)
+	}
+	if f := sim.Faults(); f.FailNext != nil {
+		t.Errorf("the scripted 429 was not met: %+v", f.FailNext)
+	}
+	if res.Lost != 1 || res.Duplicated != 1 || res.Wrong != 1 {
+		t.Fatalf("lost %d, duplicated %d, wrong %d; want 1 each\n%s", res.Lost, res.Duplicated, res.Wrong, res)
+	}
+	report := res.String()
+	for _, want := range []string{"lost: v-000000", "duplicated: v-000001 (CXone contact", "wrong: v-000002", `caller_phone_number "+15550000000"`} {
+		if !strings.Contains(report, want) {
+			t.Errorf("report lacks %q:\n%s", want, report)
+		}
+	}
+}
+
+// TestSimulateRefusesBadFlags: each mistake is named.
+func TestSimulateRefusesBadFlags(t *testing.T) {
+	for args, want := range map[string]string{
+		"--talk 10s±20s":                       "below zero",
+		"--answer-after soon":                  "answer-after",
+		"--verify http://127.0.0.1:1":          "--verify needs --wait",
+		"--verify 127.0.0.1:8090 --wait 1s":    "simulator's base URL",
+		"--calls 0":                            "--calls must be positive",
+		"--dup 2":                              "--dup",
+		"--verify http://127.0.0.1:1 --wait 1": "--verify",
+	} {
+		var out bytes.Buffer
+		err := simulate.Main(context.Background(), append([]string{"--key", "k"}, strings.Fields(args)...), &out, &out)
+		if err == nil || !strings.Contains(err.Error()+out.String(), want) {
+			t.Errorf("%s: %v %s, want %q", args, err, out.String(), want)
+		}
+	}
+}
+
+// TestSimulateVerifyNeedsTheSimulatorAdmin: wrong credentials for --verify
+// stop the run before any event is sent, saying which flags to check and
+// never showing the password.
+func TestSimulateVerifyNeedsTheSimulatorAdmin(t *testing.T) {
+	sim, url := bridgetest.Simulator(t, snowsim.Options{})
+	var out bytes.Buffer
+	err := simulate.Main(context.Background(), []string{"--bridge", "http://127.0.0.1:1", "--key", "k", "--calls", "1",
+		"--wait", "1s", "--verify", url, "--verify-password", "sesame-wrong"}, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "--verify-password") || strings.Contains(err.Error()+out.String(), "sesame-wrong") {
+		t.Errorf("%v\n%s", err, out.String())
+	}
+	if n := sim.Stats().Total; n != 0 {
+		t.Errorf("%d Table API requests", n)
+	}
+	err = simulate.Main(context.Background(), []string{"--bridge", "http://127.0.0.1:1", "--key", "k", "--calls", "1",
+		"--wait", "1s", "--verify", url + "/nothing-here"}, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "no ServiceNow simulator there") {
+		t.Errorf("not a simulator: %v", err)
 	}
 }

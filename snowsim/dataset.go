@@ -471,6 +471,36 @@ func GenerateDataset(n int, seed uint64) *Dataset {
 	return d
 }
 
+// KnownCaller is one of the fixed callers of DefaultDataset (and of every
+// GenerateDataset): the number CXone presents for them, that number in
+// E.164, and the records a bridge that identifies them links the
+// interaction to.
+type KnownCaller struct {
+	Name string
+	ANI  string
+	E164 string
+	Refs []CallerRef
+}
+
+// CallerRef is an interaction reference field and the record it must name.
+type CallerRef struct {
+	Field, Table, SysID string
+}
+
+// KnownCallers lists the fixed callers whose identification is unambiguous:
+// a user (US and international number), a contact of Acme Corp, a
+// consumer. Load tests mix them in to check callers end to end.
+func KnownCallers() []KnownCaller {
+	id := deterministicID
+	return []KnownCaller{
+		{"Alice Caller", "8013203420", "+18013203420", []CallerRef{{"opened_for", "sys_user", id("sys_user", 9001)}}},
+		{"Carla Contact", "8015550123", "+18015550123", []CallerRef{{"contact", "customer_contact", id("customer_contact", 9001)},
+			{"account", "customer_account", id("customer_account", 1)}}},
+		{"Connor Consumer", "8015550177", "+18015550177", []CallerRef{{"consumer", "csm_consumer", id("csm_consumer", 9001)}}},
+		{"Oliver Brit", "+442079460958", "+442079460958", []CallerRef{{"opened_for", "sys_user", id("sys_user", 9004)}}},
+	}
+}
+
 // deterministicID makes a stable 32-hex sys_id for generated rows.
 func deterministicID(kind string, i int) string {
 	h := uint64(14695981039346656037)

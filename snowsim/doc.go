@@ -77,6 +77,23 @@
 //     Failed due to security constraints"; refused table reads 403 "User Not
 //     Authorized", "User is unauthorized to access table: X".
 //
+// # Capacity and the Batch API
+//
+// Options.Capacity (--capacity N) makes the simulator an instance of bounded
+// capacity, as a node's API_INT semaphores do: at most N Table API and Batch
+// API requests are served at once, up to N more wait (their latency includes
+// the wait), and any beyond are answered 429 "Rate limit exceeded" with
+// Retry-After: 1. /sim/stats reports peakConcurrent (with or without a
+// capacity) and rejected.
+//
+// POST /api/now/v1/batch is the Batch API as its reference describes it
+// (batch.go): sub-requests run one after another through the Table API
+// handler as the batch's user, each counted against the hourly rate limit,
+// the batch holding one capacity slot. Options.NoBatchAPI (--no-batch-api)
+// turns it off, as instances that restrict it. Bodies in single quotes
+// ({'short_description':'...'}), which the Table API reference's examples
+// send, are read as instances read them.
+//
 // testdata/replies holds documented replies of real instances, each naming
 // its source; TestDocumentedReplies drives a hardened simulator into each
 // situation and compares, so the simulator cannot drift from them.

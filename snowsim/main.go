@@ -26,6 +26,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&o.IgnoreClientSysID, "ignore-sys-id", false, "ignore client-chosen sys_ids on create, as some instances do")
 	fs.BoolVar(&o.InvalidQueryReturnsNoRows, "invalid-query-no-rows", false, "a query on an unknown field returns no rows (glide.invalid_query.returns_no_rows)")
 	fs.DurationVar(&o.WrapUpDuration, "wrap-up-duration", time.Minute, "how long an interaction stays in wrap_up (with --wrap-up)")
+	fs.IntVar(&o.Capacity, "capacity", 0, "serve at most N Table API requests at once, queue N more, answer 429 beyond (0 = no bound)")
+	fs.BoolVar(&o.NoBatchAPI, "no-batch-api", false, "turn the Batch API (POST /api/now/v1/batch) off, as instances that restrict it")
 	hardened := fs.Bool("hardened", false, "behave like a hardened production instance: every switch below on")
 	var flagged Hardening // the values of the per-behaviour flags
 	for _, sw := range flagged.switches() {
@@ -39,6 +41,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if o.Faults.Latency < 0 || o.Faults.Jitter < 0 || o.Faults.RateLimitPerHour < 0 {
 		return errors.New("snowsim: --latency, --jitter and --rate-limit must not be negative")
+	}
+	if o.Capacity < 0 {
+		return errors.New("snowsim: --capacity must not be negative (0 = no bound)")
 	}
 	if o.WrapUpDuration <= 0 {
 		return errors.New("snowsim: --wrap-up-duration must be positive")
@@ -78,7 +83,14 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	o.BaseURL = "http://" + ln.Addr().String()
 	srv := &http.Server{Handler: New(o), ReadHeaderTimeout: 10 * time.Second}
-	fmt.Fprintf(stdout, "ServiceNow simulator on %s — users admin/admin, cti_integration/cti_integration; OAuth client ctibridge/ctibridge-secret; %s\n", o.BaseURL, h.summary())
+	limits := ""
+	if o.Capacity > 0 {
+		limits += fmt.Sprintf("; capacity %d requests at once, %d queued", o.Capacity, o.Capacity)
+	}
+	if o.NoBatchAPI {
+		limits += "; Batch API off"
+	}
+	fmt.Fprintf(stdout, "ServiceNow simulator on %s — users admin/admin, cti_integration/cti_integration; OAuth client ctibridge/ctibridge-secret; %s%s\n", o.BaseURL, h.summary(), limits)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

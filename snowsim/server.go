@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ctibridge/ctibridge/encquery"
@@ -46,6 +47,16 @@ type Options struct {
 	// SessionTimeout is how long an idle session stays valid (with
 	// Hardening.Sessions); default 30 minutes, as glide.ui.session_timeout.
 	SessionTimeout time.Duration
+	// Capacity makes the simulator an instance of bounded capacity, as an
+	// instance's API_INT semaphores make it: at most Capacity Table API and
+	// Batch API requests are served at once, up to Capacity more wait
+	// their turn (their latency includes the wait), and any beyond that
+	// are answered 429 with Retry-After. 0 = no bound.
+	Capacity int
+	// NoBatchAPI turns the Batch API (POST /api/now/v1/batch) off, as an
+	// instance that restricts it: it answers like a path that does not
+	// exist.
+	NoBatchAPI bool
 }
 
 // Faults are injected failures, changeable at run time (PUT /sim/faults).
@@ -69,11 +80,20 @@ type FailNext struct {
 	Drop       bool   `json:"drop"`       // commit the write, then drop the connection
 }
 
-// Stats counts Table API requests and the sessions they opened.
+// Stats counts Table API requests and the sessions they opened. A Batch
+// API request counts once in Batches, and each of its sub-requests counts
+// as a Table API request in Total and ByTable.
 type Stats struct {
 	Total           int64                       `json:"total"`
 	ByTable         map[string]map[string]int64 `json:"byTable"`
 	SessionsCreated int64                       `json:"sessionsCreated"`
+	Batches         int64                       `json:"batches"`
+	// PeakConcurrent is the most Table API and Batch API requests served
+	// at once (with or without Options.Capacity); Rejected counts those
+	// answered 429 because Options.Capacity was reached and its queue was
+	// full. Both include requests counted in Total and Batches.
+	PeakConcurrent int64 `json:"peakConcurrent"`
+	Rejected       int64 `json:"rejected"`
 }
 
 // JournalEntry is one entry of a journal field (work_notes, comments).
@@ -108,6 +128,10 @@ type Server struct {
 	sessions     map[string]session   // JSESSIONID → session (Hardening.Sessions)
 	sessionSweep time.Time            // when expired sessions were last dropped
 	wrapUps      map[string]time.Time // interaction sys_id → when its wrap-up ends
+	slots        chan struct{}        // Options.Capacity slots; nil = no bound
+	waiting      int                  // requests waiting for a slot
+	serving      atomic.Int64         // requests holding a slot (or served, without a bound)
+	peak         atomic.Int64         // the most served at once since the statistics were reset
 }
 
 type table struct {
@@ -159,6 +183,9 @@ func New(opts Options) *Server {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if opts.Capacity > 0 {
+		s.slots = make(chan struct{}, opts.Capacity)
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -452,7 +479,9 @@ func (fn *FailNext) clone() *FailNext {
 func (s *Server) Stats() Stats {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	out := Stats{Total: s.stats.Total, ByTable: map[string]map[string]int64{}, SessionsCreated: s.stats.SessionsCreated}
+	out := s.stats
+	out.PeakConcurrent = s.peak.Load()
+	out.ByTable = map[string]map[string]int64{}
 	for t, m := range s.stats.ByTable {
 		out.ByTable[t] = map[string]int64{}
 		for k, v := range m {
@@ -466,6 +495,7 @@ func (s *Server) Stats() Stats {
 func (s *Server) ResetStats() {
 	s.mu.Lock()
 	s.stats = Stats{ByTable: map[string]map[string]int64{}}
+	s.peak.Store(s.serving.Load())
 	s.mu.Unlock()
 }
 
@@ -537,6 +567,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveOAuth(w, r)
 	case strings.HasPrefix(r.URL.Path, "/sim/"):
 		s.serveControl(w, r)
+	case r.URL.Path == "/api/now/v1/batch":
+		s.serveBatch(w, r)
 	case strings.HasPrefix(r.URL.Path, "/api/now/"):
 		s.serveTable(w, r)
 	default:

@@ -698,3 +698,58 @@ func TestRowLevelACL(t *testing.T) {
 		t.Errorf("admin sees %d rows, want 3", len(r.results()))
 	}
 }
+
+// TestSingleQuotedJSON: the Table API reference's own cURL example sends its
+// body with single-quoted strings, and instances take it; so does the
+// simulator, quotes and backslashes inside the strings included. Text that is
+// JSON in neither quoting is still refused.
+func TestSingleQuotedJSON(t *testing.T) {
+	s := start(t, snowsim.Options{})
+	r := s.do("POST", "/api/now/table/incident", admin,
+		`{'short_description':'Unable to connect to office wifi','assignment_group':'287ebd7da9fe198100f92cc8d1d2154e','urgency':'2','impact':'2'}`)
+	if r.status != 201 || r.result()["short_description"] != "Unable to connect to office wifi" {
+		t.Errorf("documented example: %d %s", r.status, r.raw)
+	}
+	r = s.do("POST", "/api/now/table/incident", admin, `{'short_description':'the "VPN" isn\'t up', "priority":'2'}`)
+	if r.status != 201 || r.result()["short_description"] != `the "VPN" isn't up` || r.result()["priority"] != "2" {
+		t.Errorf("quotes inside: %d %s", r.status, r.raw)
+	}
+	expectError(t, s.do("POST", "/api/now/table/incident", admin, `{short_description:'x'}`), 400, "Exception while reading request")
+}
+
+// TestKnownCallers: every record a known caller names is in the default
+// dataset and in a generated one, and the caller's first record holds the
+// number CXone presents, in one of its spellings.
+func TestKnownCallers(t *testing.T) {
+	digits := func(s string) string {
+		return strings.Map(func(r rune) rune {
+			if r >= '0' && r <= '9' {
+				return r
+			}
+			return -1
+		}, s)
+	}
+	for name, data := range map[string]*snowsim.Dataset{"default": snowsim.DefaultDataset(), "generated": snowsim.GenerateDataset(2000, 7)} {
+		s := snowsim.New(snowsim.Options{Data: data})
+		for _, k := range snowsim.KnownCallers() {
+			for i, ref := range k.Refs {
+				rec, ok := s.Record(ref.Table, ref.SysID)
+				if !ok {
+					t.Errorf("%s: %s: no %s %s", name, k.Name, ref.Table, ref.SysID)
+					continue
+				}
+				if i > 0 {
+					continue
+				}
+				held := false
+				for _, f := range []string{"phone", "mobile_phone", "home_phone", "business_phone"} {
+					national := digits(k.ANI)[len(digits(k.ANI))-10:]
+					held = held || strings.HasSuffix(digits(rec[f]), national)
+				}
+				if !held || rec["name"] != k.Name {
+					t.Errorf("%s: %s: record %v does not hold %s", name, k.Name, rec, k.ANI)
+				}
+			}
+		}
+	}
+}

@@ -16,52 +16,65 @@ import (
 
 // serveTable answers /api/now/[v1/|v2/]table/{table}[/{sys_id}].
 func (s *Server) serveTable(w http.ResponseWriter, r *http.Request) {
-	rest := strings.TrimPrefix(r.URL.Path, "/api/now/")
-	rest = strings.TrimPrefix(strings.TrimPrefix(rest, "v1/"), "v2/")
-	parts := strings.Split(strings.TrimPrefix(rest, "table/"), "/")
-	if !strings.HasPrefix(rest, "table/") || len(parts) > 2 || parts[0] == "" {
+	tableName, sysID, ok := tablePath(r.URL.Path)
+	if !ok {
 		writeError(w, http.StatusBadRequest, "Requested URI does not represent any resource", r.URL.Path)
 		return
 	}
-	tableName, sysID := parts[0], ""
+	release, ok := s.admit(w, r, func() { s.count(tableName, r.Method) })
+	if !ok {
+		return
+	}
+	defer release()
+	if s.tableRequest(w, r, tableName, sysID, "") {
+		dropConnection(w)
+	}
+}
+
+// tablePath splits a Table API path into table and sys_id.
+func tablePath(path string) (tableName, sysID string, ok bool) {
+	rest, ok := strings.CutPrefix(path, "/api/now/")
+	if !ok {
+		return "", "", false
+	}
+	rest = strings.TrimPrefix(strings.TrimPrefix(rest, "v1/"), "v2/")
+	parts := strings.Split(strings.TrimPrefix(rest, "table/"), "/")
+	if !strings.HasPrefix(rest, "table/") || len(parts) > 2 || parts[0] == "" {
+		return "", "", false
+	}
 	if len(parts) == 2 {
 		sysID = parts[1]
 	}
+	return parts[0], sysID, true
+}
 
+// tableRequest serves one Table API request with everything an instance
+// does around it: latency, faults, authentication, sessions, the rate
+// limit. batchUser, when set, is the user a Batch API request authenticated
+// as; its sub-requests act as that user. It reports whether the reply must
+// be dropped (the write, if any, is done): the caller drops the connection.
+func (s *Server) tableRequest(w http.ResponseWriter, r *http.Request, tableName, sysID, batchUser string) (drop bool) {
 	f := s.Faults()
 	s.sleep(f)
 	s.count(tableName, r.Method)
 	if f.Down {
 		writeError(w, http.StatusServiceUnavailable, "Service Unavailable", "The instance is not available")
-		return
+		return false
 	}
-	user := s.user(r)
-	if s.hard.Sessions {
-		user = s.useSession(w, r, user)
+	user := batchUser
+	if user == "" {
+		user = s.user(r)
+		if s.hard.Sessions {
+			user = s.useSession(w, r, user)
+		}
 	}
 	if user == "" {
 		writeError(w, http.StatusUnauthorized, "User Not Authenticated", "Required to provide Auth information")
-		return
+		return false
 	}
-	reset, over := s.rateLimited(user, f.RateLimitPerHour)
-	if over || (f.RateLimitPerHour > 0 && s.hard.RateLimitHeaders) {
-		h := w.Header()
-		h.Set("X-RateLimit-Limit", strconv.Itoa(f.RateLimitPerHour))
-		h.Set("X-RateLimit-Reset", strconv.FormatInt(reset.Unix(), 10))
-		if s.hard.RateLimitHeaders {
-			h.Set("X-RateLimit-Rule", rateLimitRuleID)
-		}
+	if !s.withinRateLimit(w, user, f) {
+		return false
 	}
-	if over {
-		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(reset.Sub(s.now()).Seconds()+0.999))))
-		detail := fmt.Sprintf("User %s exceeded the rate limit of %d requests per hour", user, f.RateLimitPerHour)
-		if s.hard.RateLimitHeaders {
-			detail = fmt.Sprintf("Rate limit of %d requests per hour for Table API exceeded", f.RateLimitPerHour)
-		}
-		writeError(w, http.StatusTooManyRequests, "Rate limit exceeded", detail)
-		return
-	}
-	var drop bool
 	if fn := s.takeFailNext(tableName, r.Method); fn != nil {
 		if fn.Drop {
 			drop = true
@@ -70,7 +83,7 @@ func (s *Server) serveTable(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Retry-After", strconv.Itoa(fn.RetryAfter))
 			}
 			writeError(w, fn.Status, http.StatusText(fn.Status), "injected failure")
-			return
+			return false
 		}
 	}
 	if s.chance(f.ErrorRate) {
@@ -79,11 +92,11 @@ func (s *Server) serveTable(w http.ResponseWriter, r *http.Request) {
 			status = http.StatusServiceUnavailable
 		}
 		writeError(w, status, http.StatusText(status), "injected failure")
-		return
+		return false
 	}
 	if s.schema[tableName] == nil {
 		writeError(w, http.StatusBadRequest, "Invalid table "+tableName, "")
-		return
+		return false
 	}
 	if s.hard.WrapUp {
 		s.mu.Lock()
@@ -96,10 +109,34 @@ func (s *Server) serveTable(w http.ResponseWriter, r *http.Request) {
 	}
 	if drop && isWrite {
 		s.handle(discard{h: http.Header{}}, r, user, tableName, sysID)
-		dropConnection(w)
-		return
+		return true
 	}
 	s.handle(w, r, user, tableName, sysID)
+	return false
+}
+
+// withinRateLimit counts a request against the user's hourly limit and sets
+// the rate-limit headers; over the limit, it answers 429 and reports false.
+func (s *Server) withinRateLimit(w http.ResponseWriter, user string, f Faults) bool {
+	reset, over := s.rateLimited(user, f.RateLimitPerHour)
+	if over || (f.RateLimitPerHour > 0 && s.hard.RateLimitHeaders) {
+		h := w.Header()
+		h.Set("X-RateLimit-Limit", strconv.Itoa(f.RateLimitPerHour))
+		h.Set("X-RateLimit-Reset", strconv.FormatInt(reset.Unix(), 10))
+		if s.hard.RateLimitHeaders {
+			h.Set("X-RateLimit-Rule", rateLimitRuleID)
+		}
+	}
+	if !over {
+		return true
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(max(1, int(reset.Sub(s.now()).Seconds()+0.999))))
+	detail := fmt.Sprintf("User %s exceeded the rate limit of %d requests per hour", user, f.RateLimitPerHour)
+	if s.hard.RateLimitHeaders {
+		detail = fmt.Sprintf("Rate limit of %d requests per hour for Table API exceeded", f.RateLimitPerHour)
+	}
+	writeError(w, http.StatusTooManyRequests, "Rate limit exceeded", detail)
+	return false
 }
 
 // discard is a ResponseWriter for writes whose reply is dropped.
@@ -425,7 +462,11 @@ func decodeValues(r *http.Request) (map[string]string, error) {
 	}
 	var raw map[string]any
 	if err := json.Unmarshal(b, &raw); err != nil {
-		return nil, fmt.Errorf("Exception while reading request: %v", err)
+		// Instances also take strings in single quotes, as the Table API's
+		// own cURL examples send them: {'short_description':'...'}.
+		if alt, ok := doubleQuoted(b); !ok || json.Unmarshal(alt, &raw) != nil {
+			return nil, fmt.Errorf("Exception while reading request: %v", err)
+		}
 	}
 	out := map[string]string{}
 	for k, v := range raw {
@@ -448,6 +489,37 @@ func decodeValues(r *http.Request) (map[string]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// doubleQuoted rewrites a JSON text whose strings are in single quotes as
+// standard JSON; it reports false when there is no single-quoted string.
+func doubleQuoted(b []byte) ([]byte, bool) {
+	out := make([]byte, 0, len(b)+8)
+	var quote byte // the quote of the string being read, 0 outside strings
+	changed := false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case quote == 0 && (c == '"' || c == '\''):
+			quote, changed = c, changed || c == '\''
+			out = append(out, '"')
+		case quote != 0 && c == '\\' && i+1 < len(b):
+			i++
+			if b[i] == '\'' && quote == '\'' {
+				out = append(out, '\'') // \' needs no escape in JSON
+			} else {
+				out = append(out, c, b[i])
+			}
+		case quote != 0 && c == quote:
+			quote = 0
+			out = append(out, '"')
+		case quote == '\'' && c == '"':
+			out = append(out, '\\', '"')
+		default:
+			out = append(out, c)
+		}
+	}
+	return out, changed
 }
 
 // writeRequest reads what a POST, PUT or PATCH needs: the render options
