@@ -150,6 +150,11 @@ func checkCXone(ctx context.Context, r *Report, cfg *config.Config, hc *http.Cli
 		return
 	}
 	a, err := c.Agent(ctx, probeAgentID)
+	defer func() {
+		if x.Poll > 0 {
+			checkCXonePolling(ctx, r, c)
+		}
+	}()
 	var ce *cxone.Error
 	switch {
 	case err == nil:
@@ -164,6 +169,28 @@ func checkCXone(ctx context.Context, r *Report, cfg *config.Config, hc *http.Cli
 			Fix: "give the access key's user a security profile that may view agents (Admin: Employees, View)"})
 	default:
 		r.add(Check{Name: "CXone agent lookup", Detail: err.Error(), Fix: "check that the CXone API is reachable from here (cxone.apiBase, proxies, firewalls)"})
+	}
+}
+
+// checkCXonePolling proves the rights the CXone source (cxone.poll) needs:
+// the Real-Time Data API's active contacts and the Reporting API's
+// completed contacts, each read once for the last few minutes.
+func checkCXonePolling(ctx context.Context, r *Report, c *cxone.Client) {
+	since := time.Now().Add(-5 * time.Minute)
+	for _, api := range []struct {
+		name, fix string
+		read      func() error
+	}{
+		{"CXone real-time contacts", "give the access key's user a security profile with Real-Time Data (Reporting > Real-Time) view rights",
+			func() error { _, err := c.ActiveContacts(ctx, since); return err }},
+		{"CXone completed contacts", "give the access key's user a security profile with Reporting (Contact History / Completed Contacts) view rights",
+			func() error { _, err := c.CompletedContacts(ctx, since); return err }},
+	} {
+		if err := api.read(); err != nil {
+			r.add(Check{Name: api.name, Detail: err.Error(), Fix: api.fix})
+			continue
+		}
+		r.add(Check{Name: api.name, OK: true, Detail: "readable (cxone.poll can follow calls)"})
 	}
 }
 

@@ -827,11 +827,17 @@ func TestCXoneCredentials(t *testing.T) {
 	} {
 		vars := probeVars(snURL)
 		vars["CTIBRIDGE_CXONE_ACCESS_KEY_ID"], vars["CTIBRIDGE_CXONE_ACCESS_KEY_SECRET"], vars["CTIBRIDGE_CXONE_API"] = "cxonesim", tc.secret, cx.URL
+		vars["CTIBRIDGE_CXONE_POLL"] = "2s"
 		cfg, err := load(t, vars)
 		rep := doctor.Run(context.Background(), cfg, err, nil)
 		c, found := checks(rep)["CXone agent lookup"]
 		if !found || c.OK != tc.ok || !strings.Contains(c.Detail+" "+c.Fix, tc.says) || rep.OK != tc.ok {
 			t.Errorf("secret %s: %+v (report ok %v), want ok=%v saying %q", tc.secret, c, rep.OK, tc.ok, tc.says)
+		}
+		for _, name := range []string{"CXone real-time contacts", "CXone completed contacts"} {
+			if c, found := checks(rep)[name]; !found || c.OK != tc.ok {
+				t.Errorf("secret %s: %s %+v, want checked and ok=%v (cxone.poll is set)", tc.secret, name, c, tc.ok)
+			}
 		}
 		if strings.Contains(printed(rep), tc.secret) {
 			t.Errorf("the CXone secret is in doctor's output")
