@@ -1,9 +1,11 @@
 package bridge_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -76,5 +78,18 @@ func TestPollerAndStudioConverge(t *testing.T) {
 	all := strings.Join(notes, "\n")
 	if strings.Count(all, "transferred from") != 1 || strings.Count(all, "call ended") != 1 {
 		t.Errorf("work notes, want one transfer and one end:\n%s", all)
+	}
+	// The status (and the console's call page) says who reported the call.
+	req, _ := http.NewRequest("GET", fmt.Sprintf("%s/v1/contacts/%d", base, m), nil)
+	req.Header.Set("Authorization", "Bearer "+bridgetest.Key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st struct{ Sources []string }
+	json.NewDecoder(resp.Body).Decode(&st)
+	if !slices.Equal(st.Sources, []string{"cxone-poll", "studio"}) {
+		t.Errorf("sources %v, want the poller (the release) and Studio", st.Sources)
 	}
 }

@@ -3,10 +3,12 @@
 package lifecycle
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/ctibridge/ctibridge"
@@ -35,6 +37,7 @@ type Status struct {
 	AssignedTo       string    `json:"assignedTo,omitempty"`  // sys_id written
 	ContactIDs       []string  `json:"contactIds,omitempty"`
 	Events           int       `json:"events"`
+	Sources          []string  `json:"sources,omitempty"` // who reported the call's moments: studio, cxone-poll
 	UpdatedAt        time.Time `json:"updatedAt"`
 	Age              string    `json:"age"`
 }
@@ -72,7 +75,7 @@ func (in *Intake) status(c store.Contact, evs []store.Event) (Status, error) {
 		Phase: call.Phase(), DesiredState: call.State(in.states, in.keepOpen), ConfirmedState: s.Fields["state"],
 		InSync: !c.Pending(), Attempts: c.Attempts, LastError: c.LastError, Parked: c.Parked,
 		Caller: s.Fields["caller_phone_number"], CallerUser: s.Fields["opened_for"], AssignedTo: s.Fields["assigned_to"],
-		ContactIDs: call.ContactIDs, Events: len(evs), UpdatedAt: c.UpdatedAt,
+		ContactIDs: call.ContactIDs, Events: len(evs), Sources: sources(call), UpdatedAt: c.UpdatedAt,
 		Age: in.now().Sub(c.CreatedAt).Round(time.Second).String(),
 	}
 	if c.Pending() && !c.Parked {
@@ -147,4 +150,21 @@ func summarize(masterID string, evs []store.Event) (ctibridge.Call, error) {
 		decoded = append(decoded, e)
 	}
 	return ctibridge.Summarize(masterID, decoded), nil
+}
+
+// sources lists who reported the call's moments, in a stable order: "studio"
+// for Studio's events, else the event's source (the CXone poller).
+func sources(c ctibridge.Call) []string {
+	evs := slices.Clone(c.Agents)
+	for _, e := range []*ctibridge.Event{c.Queued, c.Released} {
+		if e != nil {
+			evs = append(evs, *e)
+		}
+	}
+	var out []string
+	for _, e := range evs {
+		out = append(out, cmp.Or(e.Source, "studio"))
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
