@@ -51,6 +51,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	once := fs.Bool("once", false, "exit after the calls have played, with status 0 only if every interaction is as expected")
 	verbose := fs.Bool("v", false, "log every step of the bridge")
 	keep := fs.String("dir", "", "keep the database in this directory instead of a temporary one")
+	fromCXone := fs.Bool("cxone", false, "no Studio at all: calls play in the CXone simulator and ctibridge follows them from CXone's APIs (cxone.poll)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -87,7 +88,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	cxURL := "http://" + cxLn.Addr().String()
-	cxSrv := &http.Server{Handler: cxonesim.New(cxonesim.Options{}), ReadHeaderTimeout: 5 * time.Second}
+	cx := cxonesim.New(cxonesim.Options{})
+	cxSrv := &http.Server{Handler: cx, ReadHeaderTimeout: 5 * time.Second}
 	go cxSrv.Serve(cxLn)
 	defer cxSrv.Close()
 
@@ -101,6 +103,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			"CTIBRIDGE_API_KEYS": key.Reveal(), "CTIBRIDGE_DATABASE": filepath.Join(dir, "ctibridge.db"),
 			"CTIBRIDGE_CONSOLE_PASSWORD":    consolePass.Reveal(),
 			"CTIBRIDGE_CXONE_ACCESS_KEY_ID": "cxonesim", "CTIBRIDGE_CXONE_ACCESS_KEY_SECRET": "cxonesim-secret", "CTIBRIDGE_CXONE_API": cxURL,
+			"CTIBRIDGE_CXONE_POLL": map[bool]string{true: "1s"}[*fromCXone],
 		}[k]
 	})
 	if err != nil {
@@ -128,12 +131,22 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "ctibridge             %s  (Studio key %s)\n\n", bridgeURL, key.Reveal())
 
 	p := &player{url: bridgeURL, key: key, out: stdout, sim: sim}
-	calls := script(sim)
-	if err := p.play(ctx, calls); err != nil {
-		return err
+	var calls []call
+	if *fromCXone {
+		fmt.Fprintln(stdout, "No Studio: the calls play in the CXone simulator, ctibridge polls CXone every second.")
+		if calls, err = playInCXone(cx, sim, stdout); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "\nWaiting for the calls to end and ServiceNow to reflect them...")
+		p.waitStates(ctx, calls, 90*time.Second)
+	} else {
+		calls = script(sim)
+		if err := p.play(ctx, calls); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "\nWaiting for ServiceNow to reflect every call...")
+		p.waitAll(ctx, calls, 90*time.Second)
 	}
-	fmt.Fprintln(stdout, "\nWaiting for ServiceNow to reflect every call...")
-	p.waitAll(ctx, calls, 90*time.Second)
 	bad := p.report(calls)
 
 	fmt.Fprintf(stdout, "\nOperator console      %s/console/  (user admin, password %s)\n", bridgeURL, consolePass.Reveal())
@@ -240,6 +253,27 @@ func (p *player) waitAll(ctx context.Context, calls []call, limit time.Duration)
 			}
 		}
 		fmt.Fprintf(p.out, "\r  %d/%d calls in sync", done, len(calls))
+		if done == len(calls) {
+			fmt.Fprintln(p.out)
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	fmt.Fprintln(p.out)
+}
+
+// waitStates waits until every call's interaction is in the state the
+// script wants (calls followed from CXone end in their own time).
+func (p *player) waitStates(ctx context.Context, calls []call, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		done := 0
+		for _, c := range calls {
+			if rec, ok := p.sim.Record("interaction", ctibridge.SysID("ctibridge", c.id)); ok && rec["state"] == c.wantState {
+				done++
+			}
+		}
+		fmt.Fprintf(p.out, "\r  %d/%d calls as scripted", done, len(calls))
 		if done == len(calls) {
 			fmt.Fprintln(p.out)
 			return

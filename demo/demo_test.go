@@ -26,3 +26,20 @@ func TestDemoOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestDemoFromCXoneOnce: with --cxone no Studio event is sent at all; the
+// calls play in the CXone simulator and every interaction still ends as
+// scripted, the transfer and a call shorter than one poll included.
+func TestDemoFromCXoneOnce(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var out, errs bytes.Buffer
+	if err := demo.Main(ctx, []string{"--once", "--cxone"}, &out, &errs); err != nil {
+		t.Fatalf("demo --once --cxone: %v\n%s\n%s", err, out.String(), errs.String())
+	}
+	for _, want := range []string{"All 5 interactions are as the script expected", "No Studio", "bwayne", "closed_abandoned"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out.String())
+		}
+	}
+}

@@ -3,6 +3,13 @@ package demo
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/ctibridge/ctibridge"
+	"github.com/ctibridge/ctibridge/cxonesim"
 
 	"github.com/ctibridge/ctibridge/snowsim"
 )
@@ -98,4 +105,49 @@ func script(sim *snowsim.Server) []call {
 		{id: "1020", story: "Oliver again (+44 ...)", wantState: closed, wantAgent: "asmith", wantUser: oliver,
 			events: []step{queued("+442079460958"), answered("asmith"), released("caller")}},
 	}
+}
+
+// playInCXone scripts calls in the CXone simulator, which plays them in real
+// time; ctibridge learns of them only by polling CXone.
+func playInCXone(cx *cxonesim.Server, sim *snowsim.Server, out io.Writer) ([]call, error) {
+	var alice, oliver string
+	for _, u := range sim.Records("sys_user") {
+		switch u["name"] {
+		case "Alice Caller":
+			alice = u["sys_id"]
+		case "Oliver Brit":
+			oliver = u["sys_id"]
+		}
+	}
+	closed := ctibridge.DefaultStates().ClosedComplete
+	abandoned := ctibridge.DefaultStates().ClosedAbandoned
+	s := time.Second
+	scripts := []struct {
+		story string
+		sc    cxonesim.Script
+		c     call
+	}{
+		{"Alice calls, John answers", cxonesim.Script{ANI: "8013203420", AgentID: 1001, QueueFor: 2 * s, TalkFor: 4 * s},
+			call{wantState: closed, wantAgent: "jdoe", wantUser: alice}},
+		{"transferred from Anna to Bruce", cxonesim.Script{ANI: "+1 312 555 0140", AgentID: 1002, QueueFor: s, TalkFor: 6 * s,
+			TransferTo: &cxonesim.Transfer{AgentID: 1003, After: 3 * s}}, call{wantState: closed, wantAgent: "bwayne", wantNote: "transferred from"}},
+		{"the caller hangs up in the queue", cxonesim.Script{ANI: "+1 415 555 0142", QueueFor: 3 * s, Abandon: true},
+			call{wantState: abandoned}},
+		{"a call shorter than one poll", cxonesim.Script{ANI: "+44 20 7946 0958", AgentID: 1004, QueueFor: s / 4, TalkFor: s / 4},
+			call{wantState: closed, wantAgent: "ckent", wantUser: oliver}},
+		{"Diana's call", cxonesim.Script{ANI: "+1 646 555 0111", AgentID: 1005, QueueFor: 2 * s, TalkFor: 5 * s},
+			call{wantState: closed, wantAgent: "dprince"}},
+	}
+	var calls []call
+	for _, x := range scripts {
+		m, err := cx.AddCall(x.sc)
+		if err != nil {
+			return nil, err
+		}
+		c := x.c
+		c.id, c.story = strconv.FormatInt(m, 10), x.story
+		fmt.Fprintf(out, "call %-6s %s\n", c.id, c.story)
+		calls = append(calls, c)
+	}
+	return calls, nil
 }
