@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ctibridge/ctibridge"
 	"github.com/ctibridge/ctibridge/bridge/bridgetest"
 	"github.com/ctibridge/ctibridge/cxonesim"
 	"github.com/ctibridge/ctibridge/snowsim"
@@ -92,4 +93,52 @@ func TestPollerAndStudioConverge(t *testing.T) {
 	if !slices.Equal(st.Sources, []string{"cxone-poll", "studio"}) {
 		t.Errorf("sources %v, want the poller (the release) and Studio", st.Sources)
 	}
+}
+
+// BenchmarkCXonePollLatency measures how long a CXone state change (an
+// agent answering) takes to reach ServiceNow when ctibridge follows calls
+// from CXone's APIs with a 2 s poll: p95 in seconds, against the target of
+// the poll interval plus 1 s. Each iteration plays 40 calls, answered at
+// spread-out moments.
+func BenchmarkCXonePollLatency(b *testing.B) {
+	sn, snURL := bridgetest.Simulator(b, snowsim.Options{})
+	cx := cxonesim.New(cxonesim.Options{})
+	cxSrv := httptest.NewServer(cx)
+	b.Cleanup(cxSrv.Close)
+	cfg := bridgetest.Config(b, snURL, map[string]string{"CTIBRIDGE_SN_REQUESTS_PER_HOUR": "-1",
+		"CTIBRIDGE_CXONE_ACCESS_KEY_ID": cxonesim.DefaultAccessKeyID, "CTIBRIDGE_CXONE_ACCESS_KEY_SECRET": cxonesim.DefaultAccessKeySecret,
+		"CTIBRIDGE_CXONE_API": cxSrv.URL, "CTIBRIDGE_CXONE_POLL": "2s"})
+	bridgetest.Serve(b, cfg)
+	var lat []time.Duration
+	for b.Loop() {
+		type pending struct {
+			sysID    string
+			answered time.Time
+		}
+		var calls []pending
+		for i := range 40 {
+			queue := time.Duration(500+i*97%3000) * time.Millisecond
+			m, err := cx.AddCall(cxonesim.Script{ANI: fmt.Sprintf("+1312555%04d", i), AgentID: 1001, QueueFor: queue, TalkFor: time.Minute})
+			if err != nil {
+				b.Fatal(err)
+			}
+			calls = append(calls, pending{ctibridge.SysID("ctibridge", fmt.Sprint(m)), time.Now().Add(queue)})
+		}
+		for deadline := time.Now().Add(time.Minute); len(calls) > 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			calls = slices.DeleteFunc(calls, func(c pending) bool {
+				rec, ok := sn.Record("interaction", c.sysID)
+				if ok && rec["state"] == "work_in_progress" {
+					lat = append(lat, time.Since(c.answered))
+					return true
+				}
+				return false
+			})
+		}
+		if len(calls) > 0 {
+			b.Fatalf("%d calls never reached work_in_progress", len(calls))
+		}
+	}
+	slices.Sort(lat)
+	b.ReportMetric(lat[len(lat)*95/100].Seconds(), "p95_s")
+	b.ReportMetric(lat[len(lat)/2].Seconds(), "p50_s")
 }
