@@ -148,12 +148,12 @@ func (s *DB) Errors(ctx context.Context, f ErrorFilter) ([]ErrorEntry, error) {
 	}
 	args = append(args, f.Limit)
 	q += fmt.Sprintf(" ORDER BY last_at DESC, id DESC LIMIT $%d", len(args))
-	return queryAll(ctx, s.db, "list errors", scanError, q, args...)
+	return queryAll(ctx, s.rdb, "list errors", scanError, q, args...)
 }
 
 // Error returns one entry.
 func (s *DB) Error(ctx context.Context, id int64) (ErrorEntry, error) {
-	e, err := scanError(s.db.QueryRowContext(ctx, `SELECT `+errorCols+` FROM error_log WHERE id = $1`, id))
+	e, err := scanError(s.rdb.QueryRowContext(ctx, `SELECT `+errorCols+` FROM error_log WHERE id = $1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return e, fmt.Errorf("store: error entry %d: %w", id, ErrNotFound)
 	}
@@ -167,7 +167,7 @@ func (s *DB) Error(ctx context.Context, id int64) (ErrorEntry, error) {
 func (s *DB) CountErrors(ctx context.Context, f ErrorFilter) (int64, error) {
 	var args []any
 	var n int64
-	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM error_log`+f.where(&args), args...).Scan(&n); err != nil {
+	if err := s.rdb.QueryRowContext(ctx, `SELECT COUNT(*) FROM error_log`+f.where(&args), args...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("store: count errors: %w", err)
 	}
 	return n, nil

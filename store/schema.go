@@ -57,6 +57,13 @@ var migrations = []string{
 	CREATE INDEX error_log_key ON error_log (dedupe_key, last_at);
 	CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 	INSERT INTO meta (key, value) VALUES ('last_ping', '0');`,
+	// Queue figures without scanning the calls (see countsQuery): a
+	// counter of calls, kept by the writes that add and purge them, and
+	// partial indexes holding only the pending and the leased calls.
+	`CREATE TABLE counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
+	INSERT INTO counters (name, value) SELECT 'contacts', COUNT(*) FROM contacts;
+	CREATE INDEX contacts_pending ON contacts (parked, attempts) WHERE version > synced_version;
+	CREATE INDEX contacts_leased ON contacts (lease_until) WHERE lease_until > 0;`,
 }
 
 // migrateLock is the PostgreSQL advisory lock key that serialises migrations
