@@ -88,6 +88,14 @@ func TestStore(t *testing.T) {
 		"PingWrites":                 testPing,
 		"PurgeKeepsUnfinishedWork":   testPurge,
 		"QuietWarningsResolve":       testQuietWarningsResolve,
+		"GroupCommitSharesOneTx":     testGroupCommitSharesOneTransaction,
+		"GroupCommitDedupes":         testGroupCommitDedupes,
+		"GroupCommitBadEventAlone":   testGroupCommitBadEventFailsAlone,
+		"GroupCommitVersions":        testGroupCommitVersionsUnderLoad,
+		"CallersWhoGiveUp":           testCallersWhoGiveUp,
+		"ReadsDoNotWaitForWrites":    testReadsDoNotWaitForWrites,
+		"CountsFollowTheQueue":       testCountsFollowTheQueue,
+		"CountsUseIndexes":           testCountsUseIndexes,
 	}
 	for dbName, open := range openers(t) {
 		t.Run(dbName, func(t *testing.T) {
