@@ -86,15 +86,7 @@ func (s *DB) AddEvent(ctx context.Context, ev Event, sysID string) (c Contact, a
 // events are one transaction: a claim whose events cannot be read (the
 // database went away in between) does not hold the contact for a lease.
 func (s *DB) Claim(ctx context.Context, owner string, lease time.Duration) (*Contact, []Event, error) {
-	lock := ""
-	if s.dialect == postgres {
-		lock = " FOR UPDATE SKIP LOCKED"
-	}
-	q, args := s.withClock(`UPDATE contacts SET lease_owner = $1, lease_until = {{now}} + $2
-		WHERE master_id = (SELECT master_id FROM contacts
-			WHERE version > synced_version AND parked = 0 AND next_attempt_at <= {{now}} AND lease_until < {{now}}
-			ORDER BY next_attempt_at LIMIT 1`+lock+`)
-		RETURNING `+contactCols, s.now(), owner, lease.Milliseconds())
+	q, args := s.claimQuery(owner, lease)
 	var claimed *Contact
 	var evs []Event
 	var evErr error
@@ -118,6 +110,20 @@ func (s *DB) Claim(ctx context.Context, owner string, lease time.Duration) (*Con
 		return nil, nil, fmt.Errorf("store: claim: %w", err)
 	}
 	return claimed, evs, nil
+}
+
+// claimQuery is Claim's statement. The due calls are found through the
+// contacts_due index, in the order it keeps them.
+func (s *DB) claimQuery(owner string, lease time.Duration) (string, []any) {
+	lock := ""
+	if s.dialect == postgres {
+		lock = " FOR UPDATE SKIP LOCKED"
+	}
+	return s.withClock(`UPDATE contacts SET lease_owner = $1, lease_until = {{now}} + $2
+		WHERE master_id = (SELECT master_id FROM contacts
+			WHERE version > synced_version AND parked = 0 AND next_attempt_at <= {{now}} AND lease_until < {{now}}
+			ORDER BY next_attempt_at LIMIT 1`+lock+`)
+		RETURNING `+contactCols, s.now(), owner, lease.Milliseconds())
 }
 
 // Done records that ServiceNow now reflects the contact up to syncedVersion and
@@ -178,7 +184,8 @@ func (s *DB) release(ctx context.Context, now time.Time, owner, masterID, set st
 // SQLite bridge calls it at start: leases left by a killed process would
 // otherwise delay those contacts until they expire.
 func (s *DB) ReleaseLeases(ctx context.Context, keep string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE contacts SET lease_owner = '', lease_until = 0 WHERE lease_owner <> '' AND lease_owner <> $1`, keep)
+	_, err := s.db.ExecContext(ctx, `UPDATE contacts SET lease_owner = '', lease_until = 0
+		WHERE lease_until > 0 AND lease_owner <> '' AND lease_owner <> $1`, keep)
 	if err != nil {
 		return fmt.Errorf("store: release leases: %w", err)
 	}

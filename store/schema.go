@@ -62,7 +62,7 @@ var migrations = []string{
 	// partial indexes holding only the pending and the leased calls.
 	`CREATE TABLE counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
 	INSERT INTO counters (name, value) SELECT 'contacts', COUNT(*) FROM contacts;
-	CREATE INDEX contacts_pending ON contacts (parked, attempts, version, synced_version) WHERE version > synced_version;
+	CREATE INDEX contacts_pending ON contacts (attempts, parked, version, synced_version) WHERE version > synced_version;
 	CREATE INDEX contacts_leased ON contacts (lease_until) WHERE lease_until > 0;`,
 }
 

@@ -95,7 +95,7 @@ func TestStore(t *testing.T) {
 		"CallersWhoGiveUp":           testCallersWhoGiveUp,
 		"ReadsDoNotWaitForWrites":    testReadsDoNotWaitForWrites,
 		"CountsFollowTheQueue":       testCountsFollowTheQueue,
-		"CountsUseIndexes":           testCountsUseIndexes,
+		"QueriesUseIndexes":          testQueriesUseIndexes,
 	}
 	for dbName, open := range openers(t) {
 		t.Run(dbName, func(t *testing.T) {
