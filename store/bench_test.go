@@ -26,6 +26,7 @@ func BenchmarkAddEvent(b *testing.B) {
 	benchDBs(b, func(b *testing.B, db *DB) {
 		var n atomic.Int64
 		ctx := context.Background()
+		commits := db.w.commits.Load()
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
@@ -39,6 +40,9 @@ func BenchmarkAddEvent(b *testing.B) {
 			}
 		})
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		if n := db.w.commits.Load() - commits; n > 0 {
+			b.ReportMetric(float64(b.N)/float64(n), "events/tx")
+		}
 	})
 }
 
@@ -91,12 +95,12 @@ func addEvents(db *DB, prefix string) func(i int) error {
 	}
 }
 
-// BenchmarkAddEventConcurrent: 16 and 128 Studio requests in flight, each
+// BenchmarkAddEventConcurrent: 1, 16 and 128 Studio requests in flight, each
 // waiting for its event to be durable, as the intake does. events/tx shows
 // how many events shared a transaction (group commit).
 func BenchmarkAddEventConcurrent(b *testing.B) {
 	benchDBs(b, func(b *testing.B, db *DB) {
-		for _, clients := range []int{16, 128} {
+		for _, clients := range []int{1, 16, 128} {
 			b.Run(fmt.Sprint("clients=", clients), func(b *testing.B) {
 				commits := db.w.commits.Load()
 				closedLoop(b, clients, addEvents(db, fmt.Sprintf("c%d-%d-", clients, b.N)))

@@ -46,8 +46,8 @@ const (
 // console, metrics, readiness, a call's status) go through rdb: on SQLite a
 // pool of read-only connections that, in WAL mode, read the last committed
 // state without waiting for the writer; on PostgreSQL the same pool as db.
-// Events are written by the writer goroutine w, which commits the events of
-// concurrent requests together (see writer.go).
+// Events are written through w, which commits the events of concurrent
+// requests together (see writer.go).
 type DB struct {
 	db      *sql.DB
 	rdb     *sql.DB
@@ -110,7 +110,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 			return nil, fmt.Errorf("store: connect for reading: %w", err)
 		}
 	}
-	s.startWriter()
+	s.w = newWriter()
 	return s, nil
 }
 

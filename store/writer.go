@@ -16,17 +16,22 @@ import (
 // Group commit.
 //
 // Every Studio request waits for its event to be committed, and a commit
-// costs a transaction and, on SQLite, an fsync. One writer goroutine per
-// store takes every event waiting when it becomes free and commits them
-// together: one transaction, one fsync, a handful of statements whatever the
-// number of events. While a batch commits, the next one gathers, so a lone
-// event is written at once and a crowd shares the cost.
+// costs a transaction and, on SQLite, an fsync. Events that arrive while a
+// transaction is being written wait in a queue; the next transaction takes
+// all of them: one transaction, one fsync, a handful of statements whatever
+// the number of events. A lone event is written at once; a crowd shares the
+// cost.
 //
-// A single writer rather than a leader chosen among the callers: SQLite has
-// one write connection anyway, so one goroutine owning the batching is the
-// simplest shape that keeps it busy; and a batch is not tied to any one
-// caller's context, so a caller that gives up (Studio's 2-second timeout)
-// never aborts the others' transaction. Callers only stop waiting.
+// Leader and followers rather than a writer goroutine: the caller that finds
+// no transaction under way writes the queue itself (it leads), so a lone
+// event costs what it cost before group commit, with no hand-over to
+// another goroutine and back (two wake-ups that, on a busy machine, cost
+// more than the statements). Callers that arrive meanwhile follow: they
+// queue and wait. A leader writes one batch and then hands the lead to the
+// first caller waiting, so no caller writes other callers' batches for
+// long. A batch is written under the store's context, not the leader's: a
+// caller that gives up (Studio's 2-second timeout) never aborts the others'
+// transaction; callers only stop waiting.
 //
 // Each caller still gets its own result. If a batch fails (one event the
 // database refuses, a deadlock with another bridge), it is rolled back and
@@ -34,7 +39,7 @@ import (
 // event fails only its own request.
 
 // maxBatch bounds the events committed in one transaction (and the
-// parameters of one statement: 7 per event).
+// parameters of one statement: 6 per event).
 const maxBatch = 256
 
 // batchTimeout bounds one round of the writer: the batch and, if it fails,
@@ -50,7 +55,9 @@ type writeReq struct {
 	ping  bool
 	ev    Event
 	sysID string
-	done  chan writeRes // buffered: the writer never blocks on a caller that left
+	done  chan writeRes // buffered: a leader never blocks on a caller that left
+	lead  chan struct{} // buffered: this caller is to write the next batch
+	first bool          // set under writer.mu when the lead is handed to it
 
 	res writeRes // set by a successful batch
 }
@@ -63,32 +70,36 @@ type writeRes struct {
 
 type writer struct {
 	mu      sync.Mutex
+	idle    *sync.Cond // signalled when a caller stops writing
 	queue   []*writeReq
+	leading bool // a caller is writing, or has been handed the lead
+	running bool // a caller is writing
 	closed  bool
-	wake    chan struct{} // capacity 1: "the queue is not empty"
-	stop    context.CancelFunc
-	stopped chan struct{}
+	ctx     context.Context // cancelled by close: batches under way fail
+	cancel  context.CancelFunc
 
 	busy    atomic.Bool  // a batch is being written (for tests)
 	commits atomic.Int64 // transactions committed (for tests and benchmarks)
 }
 
-// startWriter starts the store's writer goroutine.
-func (s *DB) startWriter() {
-	ctx, cancel := context.WithCancel(context.Background())
-	s.w = &writer{wake: make(chan struct{}, 1), stop: cancel, stopped: make(chan struct{})}
-	go s.runWriter(ctx)
+func newWriter() *writer {
+	w := &writer{}
+	w.idle = sync.NewCond(&w.mu)
+	w.ctx, w.cancel = context.WithCancel(context.Background())
+	return w
 }
 
-// submit queues r for the writer and waits for its result or for r.ctx to end.
-// A caller that stops waiting may still have its event committed (Studio's
-// retry then finds a duplicate); an event not yet taken into a batch when its
-// caller gives up is not written.
+// submit queues r and waits for its result or for r.ctx to end, writing
+// the queue itself when no one else is. A caller that stops waiting may
+// still have its event committed (Studio's retry then finds a duplicate);
+// an event not yet taken into a batch when its caller gives up is not
+// written.
 func (s *DB) submit(r *writeReq) writeRes {
 	if err := r.ctx.Err(); err != nil {
 		return writeRes{err: err}
 	}
 	r.done = make(chan writeRes, 1)
+	r.lead = make(chan struct{}, 1)
 	w := s.w
 	w.mu.Lock()
 	if w.closed {
@@ -96,20 +107,70 @@ func (s *DB) submit(r *writeReq) writeRes {
 		return writeRes{err: ErrClosed}
 	}
 	w.queue = append(w.queue, r)
+	leader := !w.leading
+	w.leading = true
 	w.mu.Unlock()
-	select {
-	case w.wake <- struct{}{}:
-	default:
+	if leader {
+		s.lead()
 	}
-	select {
-	case res := <-r.done:
-		return res
-	case <-r.ctx.Done():
-		return writeRes{err: r.ctx.Err()}
+	for {
+		select {
+		case res := <-r.done:
+			return res
+		case <-r.lead:
+			s.lead()
+		case <-r.ctx.Done():
+			w.mu.Lock()
+			handed := r.first
+			if !handed {
+				if i := slices.Index(w.queue, r); i >= 0 {
+					w.queue = slices.Delete(w.queue, i, i+1)
+				}
+			}
+			w.mu.Unlock()
+			if handed {
+				// Handed the lead as it gave up: write the batch anyway
+				// (it skips this caller), or the queue would stall.
+				select {
+				case <-r.lead:
+					s.lead()
+				default: // already written
+				}
+			}
+			return writeRes{err: r.ctx.Err()}
+		}
 	}
 }
 
-// queued reports how many requests wait for the writer (for tests).
+// lead writes one batch from the queue, then hands the lead to the first
+// caller still queued, or gives it up when none is.
+func (s *DB) lead() {
+	w := s.w
+	w.mu.Lock()
+	w.running = true
+	n := min(len(w.queue), maxBatch)
+	batch := slices.Clone(w.queue[:n])
+	w.queue = slices.Delete(w.queue, 0, n)
+	w.mu.Unlock()
+	if n > 0 {
+		w.busy.Store(true)
+		s.writeRound(w.ctx, batch)
+		w.busy.Store(false)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.running = false
+	w.idle.Broadcast()
+	if len(w.queue) == 0 {
+		w.leading = false
+		return
+	}
+	next := w.queue[0]
+	next.first = true
+	next.lead <- struct{}{}
+}
+
+// queued reports how many requests wait for a batch (for tests).
 func (w *writer) queued() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -117,50 +178,19 @@ func (w *writer) queued() int {
 }
 
 // close stops the writer: requests still queued fail with ErrClosed, a batch
-// being written is cancelled, and close returns once the writer has stopped.
+// being written is cancelled, and close returns once no one writes. A caller
+// handed the lead after close finds the queue empty and writes nothing.
 func (w *writer) close() {
 	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
-		<-w.stopped
-		return
-	}
+	defer w.mu.Unlock()
 	w.closed = true
-	left := w.queue
-	w.queue = nil
-	w.mu.Unlock()
-	for _, r := range left {
+	for _, r := range w.queue {
 		r.done <- writeRes{err: ErrClosed}
 	}
-	w.stop()
-	<-w.stopped
-}
-
-func (s *DB) runWriter(ctx context.Context) {
-	w := s.w
-	defer close(w.stopped)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-w.wake:
-		}
-		for {
-			w.mu.Lock()
-			n := min(len(w.queue), maxBatch)
-			batch := slices.Clone(w.queue[:n])
-			w.queue = w.queue[n:]
-			if len(w.queue) == 0 {
-				w.queue = nil // let the backing array go
-			}
-			w.mu.Unlock()
-			if n == 0 {
-				break
-			}
-			w.busy.Store(true)
-			s.writeRound(ctx, batch)
-			w.busy.Store(false)
-		}
+	w.queue = nil
+	w.cancel()
+	for w.running {
+		w.idle.Wait()
 	}
 }
 
@@ -309,29 +339,45 @@ func (s *DB) addEvents(ctx context.Context, tx *sql.Tx, at time.Time, reqs []*wr
 		bumps[k.master]++
 	}
 
-	// The calls as they stood before this batch's events (locked on
-	// PostgreSQL until the commit, so the bumps below apply to them).
-	q.Reset()
-	args = args[:0]
-	q.WriteString(`SELECT ` + contactCols + ` FROM contacts WHERE master_id IN (`)
-	for i, m := range masters {
-		if i > 0 {
-			q.WriteString(", ")
+	// A caller whose event is a duplicate, before any event of its call
+	// was added in this batch, is answered with the call as it stood
+	// before the batch: read those calls (locked on PostgreSQL until the
+	// commit, so the bumps below apply to what was read). Every other
+	// caller is answered from what the bump returns.
+	var needBefore []string
+	bumped := map[string]bool{}
+	for i, r := range reqs {
+		k := eventKey{r.ev.MasterID, r.ev.DedupeKey}
+		if first[k] == i && isNew[k] {
+			bumped[k.master] = true
+		} else if !bumped[k.master] && !slices.Contains(needBefore, k.master) {
+			needBefore = append(needBefore, k.master)
 		}
-		args = append(args, m)
-		fmt.Fprintf(&q, "$%d", len(args))
 	}
-	q.WriteString(`) ORDER BY master_id`)
-	if s.dialect == postgres {
-		q.WriteString(` FOR UPDATE`)
-	}
-	rows, err := collect(ctx, tx, scanContact, q.String(), args...)
-	if err != nil {
-		return fmt.Errorf("read contacts: %w", err)
-	}
-	before := make(map[string]Contact, len(rows))
-	for _, c := range rows {
-		before[c.MasterID] = c
+	before := map[string]Contact{}
+	if len(needBefore) > 0 {
+		slices.Sort(needBefore)
+		q.Reset()
+		args = args[:0]
+		q.WriteString(`SELECT ` + contactCols + ` FROM contacts WHERE master_id IN (`)
+		for i, m := range needBefore {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			args = append(args, m)
+			fmt.Fprintf(&q, "$%d", len(args))
+		}
+		q.WriteString(`) ORDER BY master_id`)
+		if s.dialect == postgres {
+			q.WriteString(` FOR UPDATE`)
+		}
+		rows, err := collect(ctx, tx, scanContact, q.String(), args...)
+		if err != nil {
+			return fmt.Errorf("read contacts: %w", err)
+		}
+		for _, c := range rows {
+			before[c.MasterID] = c
+		}
 	}
 
 	after := map[string]Contact{}
@@ -378,13 +424,16 @@ func (s *DB) addEvents(ctx context.Context, tx *sql.Tx, at time.Time, reqs []*wr
 		if r.res.added {
 			seen[k.master]++
 		}
-		c, ok := before[k.master]
+		var c Contact
+		var ok bool
+		if seen[k.master] > 0 {
+			c, ok = after[k.master]
+			c.Version -= bumps[k.master] - seen[k.master]
+		} else {
+			c, ok = before[k.master]
+		}
 		if !ok {
 			return fmt.Errorf("contact %s vanished during its own transaction", k.master)
-		}
-		if seen[k.master] > 0 {
-			c = after[k.master]
-			c.Version -= bumps[k.master] - seen[k.master]
 		}
 		r.res.c = c
 	}
