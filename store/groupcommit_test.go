@@ -96,6 +96,18 @@ func queue(t *testing.T, b bundle, sysID func(Event) string, evs ...Event) []<-c
 
 func sysFor(e Event) string { return "sys-" + e.MasterID }
 
+// wait waits for wg, failing the test after 20 s.
+func wait(t *testing.T, wg *sync.WaitGroup) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("writers did not return")
+	}
+}
+
 func result(t *testing.T, ch <-chan addResult) addResult {
 	t.Helper()
 	select {
@@ -130,7 +142,7 @@ func testGroupCommitSharesOneTransaction(t *testing.T, b bundle) {
 	if r := result(t, blocker); r.err != nil || !r.added {
 		t.Fatalf("blocking event: %+v", r)
 	}
-	wg.Wait()
+	wait(t, &wg)
 	if n := b.db.w.commits.Load() - commits; n != 2 {
 		t.Errorf("%d events queued behind a busy writer took %d transactions (with the one it was busy with); want 2", calls*kinds, n)
 	}
@@ -319,7 +331,7 @@ func testGroupCommitVersionsUnderLoad(t *testing.T, b bundle) {
 			}
 		}()
 	}
-	wg.Wait()
+	wait(t, &wg)
 	addedKeys := map[[2]string]int{}
 	versions := map[string][]int64{}
 	for _, r := range all {
@@ -398,6 +410,49 @@ func testCallersWhoGiveUp(t *testing.T, b bundle) {
 			t.Errorf("%s: %v; want it never written", id, err)
 		}
 	}
+}
+
+// testGroupCommitCallersGivingUpUnderLoad: callers give up at every moment
+// (queued, being written, handed the next batch) while others keep writing;
+// the writes never stall, and whatever was acknowledged is stored.
+func testGroupCommitCallersGivingUpUnderLoad(t *testing.T, b bundle) {
+	var mu sync.Mutex
+	acked := map[string]bool{}
+	var wg sync.WaitGroup
+	for w := range 24 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 40 {
+				id := fmt.Sprintf("w%d-%d", w, i)
+				ctx, cancel := context.WithTimeout(b.ctx, time.Duration(1+(w*40+i)%8)*400*time.Microsecond)
+				_, _, err := b.db.AddEvent(ctx, ev(id, "queued", "q"), "sys-"+id)
+				cancel()
+				if err == nil {
+					mu.Lock()
+					acked[id] = true
+					mu.Unlock()
+				} else if !errors.Is(err, context.DeadlineExceeded) {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wait(t, &wg)
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	if _, added, err := b.db.AddEvent(ctx, ev("after", "queued", "q"), "sys-after"); err != nil || !added {
+		t.Fatalf("an event after callers gave up: added=%v %v; the writes stalled", added, err)
+	}
+	if err := b.db.Ping(ctx); err != nil {
+		t.Fatalf("readiness write after callers gave up: %v", err)
+	}
+	for id := range acked {
+		if _, _, err := b.db.Contact(b.ctx, id); err != nil {
+			t.Errorf("acknowledged %s: %v", id, err)
+		}
+	}
+	t.Logf("%d of %d events acknowledged before their callers gave up", len(acked), 24*40)
 }
 
 // testReadsDoNotWaitForWrites: while a write is under way and stuck, the

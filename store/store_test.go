@@ -93,6 +93,7 @@ func TestStore(t *testing.T) {
 		"GroupCommitBadEventAlone":   testGroupCommitBadEventFailsAlone,
 		"GroupCommitVersions":        testGroupCommitVersionsUnderLoad,
 		"CallersWhoGiveUp":           testCallersWhoGiveUp,
+		"CallersGivingUpUnderLoad":   testGroupCommitCallersGivingUpUnderLoad,
 		"ReadsDoNotWaitForWrites":    testReadsDoNotWaitForWrites,
 		"CountsFollowTheQueue":       testCountsFollowTheQueue,
 		"QueriesUseIndexes":          testQueriesUseIndexes,
