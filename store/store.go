@@ -49,11 +49,13 @@ const (
 // Events are written through w, which commits the events of concurrent
 // requests together (see writer.go).
 type DB struct {
-	db      *sql.DB
-	rdb     *sql.DB
-	w       *writer
-	dialect dialect
-	now     func() time.Time
+	db  *sql.DB
+	rdb *sql.DB
+	w   *writer
+	// prepared holds the writer's statements on SQLite (see prepareWriter).
+	prepared map[string]*sql.Stmt
+	dialect  dialect
+	now      func() time.Time
 	// dbClockOffset moves the database's clock, for tests that need lease
 	// and due times to pass on PostgreSQL; nil in production.
 	dbClockOffset func() time.Duration
@@ -94,6 +96,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		s.db.Close()
 		return nil, err
 	}
+	s.w = newWriter()
 	s.rdb = s.db
 	if s.dialect == sqlite && !sqliteInMemory(dsn) {
 		// Opened after the migration, which put the file in WAL mode.
@@ -110,7 +113,10 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 			return nil, fmt.Errorf("store: connect for reading: %w", err)
 		}
 	}
-	s.w = newWriter()
+	if err := s.prepareWriter(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -156,7 +162,11 @@ func sqliteReadDSN(path string) string {
 // and closes the database.
 func (s *DB) Close() error {
 	s.w.close()
-	err := s.db.Close()
+	var err error
+	for _, st := range s.prepared {
+		err = errors.Join(err, st.Close())
+	}
+	err = errors.Join(err, s.db.Close())
 	if s.rdb != s.db {
 		err = errors.Join(err, s.rdb.Close())
 	}

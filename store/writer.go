@@ -257,21 +257,139 @@ func (s *DB) writeBatch(ctx context.Context, batch []*writeReq) error {
 		}
 	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		q := writerTx{s, tx}
 		if ping {
-			if _, err := tx.ExecContext(ctx, `UPDATE meta SET value = $1 WHERE key = 'last_ping'`, strconv.FormatInt(now, 10)); err != nil {
+			if _, err := q.ExecContext(ctx, pingSQL, strconv.FormatInt(now, 10)); err != nil {
 				return fmt.Errorf("write check: %w", err)
 			}
 		}
 		if len(evs) == 0 {
 			return nil
 		}
-		return s.addEvents(ctx, tx, at, evs)
+		return s.addEvents(ctx, q, at, evs)
 	})
+}
+
+// The writer's statements. Those taking rows are written for n rows; on
+// SQLite the ones for small batches are prepared once (see prepareWriter),
+// as parsing them would cost a lone event more than writing it.
+const (
+	pingSQL          = `UPDATE meta SET value = $1 WHERE key = 'last_ping'`
+	countContactsSQL = `UPDATE counters SET value = value + $1 WHERE name = 'contacts'`
+)
+
+// insertContactsSQL: args now, then master_id and sys_id for each row.
+func insertContactsSQL(n int) string {
+	var q strings.Builder
+	q.WriteString(`INSERT INTO contacts (master_id, sys_id, version, created_at, updated_at) VALUES `)
+	for i := range n {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		fmt.Fprintf(&q, "($%d, $%d, 0, $1, $1)", 2*i+2, 2*i+3)
+	}
+	q.WriteString(` ON CONFLICT (master_id) DO NOTHING RETURNING master_id`)
+	return q.String()
+}
+
+// insertEventsSQL: args the six columns of each row.
+func insertEventsSQL(n int) string {
+	var q strings.Builder
+	q.WriteString(`INSERT INTO events (master_id, kind, dedupe_key, occurred_at, received_at, payload) VALUES `)
+	for i := range n {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		k := 6 * i
+		fmt.Fprintf(&q, "($%d, $%d, $%d, $%d, $%d, $%d)", k+1, k+2, k+3, k+4, k+5, k+6)
+	}
+	q.WriteString(` ON CONFLICT (master_id, dedupe_key) DO NOTHING RETURNING master_id, dedupe_key`)
+	return q.String()
+}
+
+// readContactsSQL: args the master ids, sorted (rows are locked in that
+// order on PostgreSQL).
+func (s *DB) readContactsSQL(n int) string {
+	var q strings.Builder
+	q.WriteString(`SELECT ` + contactCols + ` FROM contacts WHERE master_id IN (`)
+	for i := range n {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		fmt.Fprintf(&q, "$%d", i+1)
+	}
+	q.WriteString(`) ORDER BY master_id`)
+	if s.dialect == postgres {
+		q.WriteString(` FOR UPDATE`)
+	}
+	return q.String()
+}
+
+// bumpSQL: args updated_at, then master_id and the number of events added
+// for each row; withClock adds the clock.
+func bumpSQL(n int) string {
+	var q strings.Builder
+	q.WriteString(`UPDATE contacts SET version = contacts.version + v.column2, next_attempt_at = {{now}},
+		parked = 0, attempts = 0, updated_at = $1 FROM (VALUES `)
+	for i := range n {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		fmt.Fprintf(&q, "($%d, CAST($%d AS BIGINT))", 2*i+2, 2*i+3)
+	}
+	q.WriteString(`) AS v WHERE contacts.master_id = v.column1 RETURNING ` + contactCols)
+	return q.String()
+}
+
+// preparedRows is the largest batch whose statements are prepared.
+const preparedRows = 8
+
+// prepareWriter prepares the writer's statements for batches of up to
+// preparedRows rows, on SQLite. (pgx keeps prepared statements itself.)
+func (s *DB) prepareWriter(ctx context.Context) error {
+	if s.dialect != sqlite {
+		return nil
+	}
+	s.prepared = map[string]*sql.Stmt{}
+	texts := []string{pingSQL, countContactsSQL}
+	for n := 1; n <= preparedRows; n++ {
+		bump, _ := s.withClock(bumpSQL(n), time.Time{}, make([]any, 2*n+1)...)
+		texts = append(texts, insertContactsSQL(n), insertEventsSQL(n), s.readContactsSQL(n), bump)
+	}
+	for _, q := range texts {
+		st, err := s.db.PrepareContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("store: prepare: %w", err)
+		}
+		s.prepared[q] = st
+	}
+	return nil
+}
+
+// writerTx runs the writer's statements in a transaction, through their
+// prepared form when there is one.
+type writerTx struct {
+	s  *DB
+	tx *sql.Tx
+}
+
+func (w writerTx) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if st := w.s.prepared[q]; st != nil {
+		return w.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+	}
+	return w.tx.QueryContext(ctx, q, args...)
+}
+
+func (w writerTx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if st := w.s.prepared[q]; st != nil {
+		return w.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	}
+	return w.tx.ExecContext(ctx, q, args...)
 }
 
 type eventKey struct{ master, dedupe string }
 
-func (s *DB) addEvents(ctx context.Context, tx *sql.Tx, at time.Time, reqs []*writeReq) error {
+func (s *DB) addEvents(ctx context.Context, tx writerTx, at time.Time, reqs []*writeReq) error {
 	now := ms(at)
 	// The calls of the batch, sorted: rows are inserted and locked in the
 	// same order by every bridge, which keeps two bridges' batches from
@@ -288,18 +406,11 @@ func (s *DB) addEvents(ctx context.Context, tx *sql.Tx, at time.Time, reqs []*wr
 	}
 	slices.Sort(masters)
 
-	var q strings.Builder
 	args := []any{now}
-	q.WriteString(`INSERT INTO contacts (master_id, sys_id, version, created_at, updated_at) VALUES `)
-	for i, m := range masters {
-		if i > 0 {
-			q.WriteString(", ")
-		}
+	for _, m := range masters {
 		args = append(args, m, sysIDs[m])
-		fmt.Fprintf(&q, "($%d, $%d, 0, $1, $1)", len(args)-1, len(args))
 	}
-	q.WriteString(` ON CONFLICT (master_id) DO NOTHING RETURNING master_id`)
-	created, err := collect(ctx, tx, scanString, q.String(), args...)
+	created, err := collect(ctx, tx, scanString, insertContactsSQL(len(masters)), args...)
 	if err != nil {
 		return fmt.Errorf("insert contacts: %w", err)
 	}
@@ -307,28 +418,20 @@ func (s *DB) addEvents(ctx context.Context, tx *sql.Tx, at time.Time, reqs []*wr
 	// The first occurrence of each event in the batch is inserted; the
 	// database says which of them were new.
 	first := map[eventKey]int{}
-	q.Reset()
 	args = args[:0]
-	q.WriteString(`INSERT INTO events (master_id, kind, dedupe_key, occurred_at, received_at, payload) VALUES `)
 	for i, r := range reqs {
 		k := eventKey{r.ev.MasterID, r.ev.DedupeKey}
 		if _, seen := first[k]; seen {
 			continue
 		}
 		first[k] = i
-		if len(args) > 0 {
-			q.WriteString(", ")
-		}
 		args = append(args, r.ev.MasterID, r.ev.Kind, r.ev.DedupeKey, ms(r.ev.OccurredAt), ms(r.ev.ReceivedAt), string(r.ev.Payload))
-		n := len(args)
-		fmt.Fprintf(&q, "($%d, $%d, $%d, $%d, $%d, $%d)", n-5, n-4, n-3, n-2, n-1, n)
 	}
-	q.WriteString(` ON CONFLICT (master_id, dedupe_key) DO NOTHING RETURNING master_id, dedupe_key`)
 	inserted, err := collect(ctx, tx, func(row interface{ Scan(...any) error }) (eventKey, error) {
 		var k eventKey
 		err := row.Scan(&k.master, &k.dedupe)
 		return k, err
-	}, q.String(), args...)
+	}, insertEventsSQL(len(first)), args...)
 	if err != nil {
 		return fmt.Errorf("insert events: %w", err)
 	}
@@ -357,21 +460,11 @@ func (s *DB) addEvents(ctx context.Context, tx *sql.Tx, at time.Time, reqs []*wr
 	before := map[string]Contact{}
 	if len(needBefore) > 0 {
 		slices.Sort(needBefore)
-		q.Reset()
 		args = args[:0]
-		q.WriteString(`SELECT ` + contactCols + ` FROM contacts WHERE master_id IN (`)
-		for i, m := range needBefore {
-			if i > 0 {
-				q.WriteString(", ")
-			}
+		for _, m := range needBefore {
 			args = append(args, m)
-			fmt.Fprintf(&q, "$%d", len(args))
 		}
-		q.WriteString(`) ORDER BY master_id`)
-		if s.dialect == postgres {
-			q.WriteString(` FOR UPDATE`)
-		}
-		rows, err := collect(ctx, tx, scanContact, q.String(), args...)
+		rows, err := collect(ctx, tx, scanContact, s.readContactsSQL(len(needBefore)), args...)
 		if err != nil {
 			return fmt.Errorf("read contacts: %w", err)
 		}
@@ -382,23 +475,13 @@ func (s *DB) addEvents(ctx context.Context, tx *sql.Tx, at time.Time, reqs []*wr
 
 	after := map[string]Contact{}
 	if len(bumps) > 0 {
-		q.Reset()
-		args = args[:0]
-		q.WriteString(`UPDATE contacts SET version = contacts.version + v.column2, next_attempt_at = {{now}},
-			parked = 0, attempts = 0, updated_at = $1 FROM (VALUES `)
-		args = append(args, now)
+		args = append(args[:0], now)
 		for _, m := range masters {
-			if bumps[m] == 0 {
-				continue
+			if bumps[m] > 0 {
+				args = append(args, m, bumps[m])
 			}
-			if len(args) > 1 {
-				q.WriteString(", ")
-			}
-			args = append(args, m, bumps[m])
-			fmt.Fprintf(&q, "($%d, CAST($%d AS BIGINT))", len(args)-1, len(args))
 		}
-		q.WriteString(`) AS v WHERE contacts.master_id = v.column1 RETURNING ` + contactCols)
-		text, args := s.withClock(q.String(), at, args...)
+		text, args := s.withClock(bumpSQL(len(bumps)), at, args...)
 		rows, err := collect(ctx, tx, scanContact, text, args...)
 		if err != nil {
 			return fmt.Errorf("bump contacts: %w", err)
@@ -411,7 +494,7 @@ func (s *DB) addEvents(ctx context.Context, tx *sql.Tx, at time.Time, reqs []*wr
 	// Last, so that on PostgreSQL the one row every bridge updates is
 	// locked only for the commit.
 	if len(created) > 0 {
-		if _, err := tx.ExecContext(ctx, `UPDATE counters SET value = value + $1 WHERE name = 'contacts'`, len(created)); err != nil {
+		if _, err := tx.ExecContext(ctx, countContactsSQL, len(created)); err != nil {
 			return fmt.Errorf("count contacts: %w", err)
 		}
 	}
