@@ -138,7 +138,7 @@ func (s *DB) Done(ctx context.Context, owner, masterID string, syncedVersion int
 // repeated, so that whoever works on the call next, after a crash, knows
 // to check them first. ErrLeaseLost if the lease is no longer owner's.
 func (s *DB) Checkpoint(ctx context.Context, owner, masterID string, synced []byte) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE contacts SET synced = $3 WHERE master_id = $1 AND lease_owner = $2`, masterID, owner, string(synced))
+	res, err := s.exec(ctx, `UPDATE contacts SET synced = $3 WHERE master_id = $1 AND lease_owner = $2`, masterID, owner, string(synced))
 	if err != nil {
 		return fmt.Errorf("store: checkpoint %s: %w", masterID, err)
 	}
@@ -170,7 +170,7 @@ func (s *DB) release(ctx context.Context, now time.Time, owner, masterID, set st
 	args = append(args, ms(now))
 	q, args := s.withClock(`UPDATE contacts SET `+set+`, lease_owner = '', lease_until = 0, updated_at = $`+fmt.Sprint(len(args))+
 		` WHERE master_id = $1 AND lease_owner = $2`, now, args...)
-	res, err := s.db.ExecContext(ctx, q, args...)
+	res, err := s.exec(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("store: release %s: %w", masterID, err)
 	}
@@ -184,7 +184,7 @@ func (s *DB) release(ctx context.Context, now time.Time, owner, masterID, set st
 // SQLite bridge calls it at start: leases left by a killed process would
 // otherwise delay those contacts until they expire.
 func (s *DB) ReleaseLeases(ctx context.Context, keep string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE contacts SET lease_owner = '', lease_until = 0
+	_, err := s.exec(ctx, `UPDATE contacts SET lease_owner = '', lease_until = 0
 		WHERE lease_until > 0 AND lease_owner <> '' AND lease_owner <> $1`, keep)
 	if err != nil {
 		return fmt.Errorf("store: release leases: %w", err)
@@ -322,7 +322,7 @@ func (s *DB) Retry(ctx context.Context, masterIDs ...string) (int, error) {
 		now := s.now()
 		q, args := s.withClock(`UPDATE contacts SET parked = 0, attempts = 0, next_attempt_at = {{now}}, updated_at = $2
 			WHERE master_id = $1 AND version > synced_version`, now, id, ms(now))
-		res, err := s.db.ExecContext(ctx, q, args...)
+		res, err := s.exec(ctx, q, args...)
 		if err != nil {
 			return n, fmt.Errorf("store: retry %s: %w", id, err)
 		}
@@ -389,7 +389,7 @@ func (s *DB) Purge(ctx context.Context, before time.Time) (calls, entries int64,
 	if err != nil {
 		return 0, 0, fmt.Errorf("store: purge calls: %w", err)
 	}
-	res, err := s.db.ExecContext(ctx, `DELETE FROM error_log WHERE resolved_at > 0 AND resolved_at < $1`, ms(before))
+	res, err := s.exec(ctx, `DELETE FROM error_log WHERE resolved_at > 0 AND resolved_at < $1`, ms(before))
 	if err != nil {
 		return calls, 0, fmt.Errorf("store: purge error log: %w", err)
 	}

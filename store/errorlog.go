@@ -80,7 +80,7 @@ func (s *DB) RecordError(ctx context.Context, e ErrorEntry, window time.Duration
 
 // ResolveErrors closes the open error entries of a contact (its work succeeded).
 func (s *DB) ResolveErrors(ctx context.Context, masterID string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE error_log SET resolved_at = $2 WHERE master_id = $1 AND resolved_at = 0 AND severity = $3`,
+	_, err := s.exec(ctx, `UPDATE error_log SET resolved_at = $2 WHERE master_id = $1 AND resolved_at = 0 AND severity = $3`,
 		masterID, ms(s.now()), SeverityError)
 	if err != nil {
 		return fmt.Errorf("store: resolve errors of %s: %w", masterID, err)
@@ -93,7 +93,7 @@ func (s *DB) ResolveErrors(ctx context.Context, masterID string) error {
 // readable), and resolved entries are purged with the rest. A warning that
 // comes back later opens a new entry. It reports how many it resolved.
 func (s *DB) ResolveQuietWarnings(ctx context.Context, quietSince time.Time) (int64, error) {
-	res, err := s.db.ExecContext(ctx, `UPDATE error_log SET resolved_at = $1 WHERE severity = $2 AND resolved_at = 0 AND last_at < $3`,
+	res, err := s.exec(ctx, `UPDATE error_log SET resolved_at = $1 WHERE severity = $2 AND resolved_at = 0 AND last_at < $3`,
 		ms(s.now()), SeverityWarning, ms(quietSince))
 	if err != nil {
 		return 0, fmt.Errorf("store: resolve quiet warnings: %w", err)

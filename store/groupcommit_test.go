@@ -124,7 +124,7 @@ func result(t *testing.T, ch <-chan addResult) addResult {
 // its own answer, and all of them are on disk once acknowledged.
 func testGroupCommitSharesOneTransaction(t *testing.T, b bundle) {
 	release, blocker := blockWriter(t, b)
-	const calls, kinds = 10, 4
+	const calls, kinds = 25, 4 // 100 events: statements of several sizes
 	var wg sync.WaitGroup
 	results := make([]addResult, calls*kinds)
 	for i := range calls * kinds {

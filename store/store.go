@@ -52,6 +52,8 @@ type DB struct {
 	db  *sql.DB
 	rdb *sql.DB
 	w   *writer
+	// gate orders the writes on SQLite's one connection; nil on PostgreSQL.
+	gate *gate
 	// prepared holds the writer's statements on SQLite (see prepareWriter).
 	prepared map[string]*sql.Stmt
 	dialect  dialect
@@ -87,6 +89,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		// SQLite allows one writer; one connection avoids SQLITE_BUSY between
 		// our own goroutines and keeps transactions strictly serial.
 		s.db.SetMaxOpenConns(1)
+		s.gate = &gate{}
 	}
 	if err := s.db.PingContext(ctx); err != nil {
 		s.db.Close()
@@ -191,7 +194,18 @@ func (s *DB) Dialect() string {
 	return "sqlite"
 }
 
+// tx runs fn in a write transaction.
 func (s *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	return s.writeTx(ctx, false, fn)
+}
+
+// writeTx runs fn in a write transaction; first marks the events' batches,
+// which go first on SQLite's write connection (see gate).
+func (s *DB) writeTx(ctx context.Context, first bool, fn func(*sql.Tx) error) error {
+	if err := s.gate.enter(ctx, first); err != nil {
+		return err
+	}
+	defer s.gate.leave()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -201,6 +215,15 @@ func (s *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// exec runs one write statement.
+func (s *DB) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if err := s.gate.enter(ctx, false); err != nil {
+		return nil, err
+	}
+	defer s.gate.leave()
+	return s.db.ExecContext(ctx, q, args...)
 }
 
 // pgClockMS is PostgreSQL's clock in Unix milliseconds.

@@ -256,7 +256,7 @@ func (s *DB) writeBatch(ctx context.Context, batch []*writeReq) error {
 			evs = append(evs, r)
 		}
 	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.writeTx(ctx, true, func(tx *sql.Tx) error {
 		q := writerTx{s, tx}
 		if ping {
 			if _, err := q.ExecContext(ctx, pingSQL, strconv.FormatInt(now, 10)); err != nil {
@@ -270,9 +270,8 @@ func (s *DB) writeBatch(ctx context.Context, batch []*writeReq) error {
 	})
 }
 
-// The writer's statements. Those taking rows are written for n rows; on
-// SQLite the ones for small batches are prepared once (see prepareWriter),
-// as parsing them would cost a lone event more than writing it.
+// The writer's statements. Those taking rows are written for n rows (see
+// rowsPerStatement); on SQLite they are prepared once, for a few sizes.
 const (
 	pingSQL          = `UPDATE meta SET value = $1 WHERE key = 'last_ping'`
 	countContactsSQL = `UPDATE counters SET value = value + $1 WHERE name = 'contacts'`
@@ -341,18 +340,16 @@ func bumpSQL(n int) string {
 	return q.String()
 }
 
-// preparedRows is the largest batch whose statements are prepared.
-const preparedRows = 8
-
-// prepareWriter prepares the writer's statements for batches of up to
-// preparedRows rows, on SQLite. (pgx keeps prepared statements itself.)
+// prepareWriter prepares the writer's statements on SQLite, where parsing
+// them would cost a lone event more than writing it. (On PostgreSQL, pgx
+// keeps prepared statements itself.)
 func (s *DB) prepareWriter(ctx context.Context) error {
 	if s.dialect != sqlite {
 		return nil
 	}
 	s.prepared = map[string]*sql.Stmt{}
 	texts := []string{pingSQL, countContactsSQL}
-	for n := 1; n <= preparedRows; n++ {
+	for _, n := range preparedRows {
 		bump, _ := s.withClock(bumpSQL(n), time.Time{}, make([]any, 2*n+1)...)
 		texts = append(texts, insertContactsSQL(n), insertEventsSQL(n), s.readContactsSQL(n), bump)
 	}
@@ -406,11 +403,13 @@ func (s *DB) addEvents(ctx context.Context, tx writerTx, at time.Time, reqs []*w
 	}
 	slices.Sort(masters)
 
-	args := []any{now}
-	for _, m := range masters {
-		args = append(args, m, sysIDs[m])
-	}
-	created, err := collect(ctx, tx, scanString, insertContactsSQL(len(masters)), args...)
+	created, err := chunks(ctx, s, tx, len(masters), scanString, func(lo, hi int) (string, []any) {
+		args := []any{now}
+		for _, m := range masters[lo:hi] {
+			args = append(args, m, sysIDs[m])
+		}
+		return insertContactsSQL(hi - lo), args
+	})
 	if err != nil {
 		return fmt.Errorf("insert contacts: %w", err)
 	}
@@ -418,20 +417,25 @@ func (s *DB) addEvents(ctx context.Context, tx writerTx, at time.Time, reqs []*w
 	// The first occurrence of each event in the batch is inserted; the
 	// database says which of them were new.
 	first := map[eventKey]int{}
-	args = args[:0]
+	var firsts []*writeReq
 	for i, r := range reqs {
 		k := eventKey{r.ev.MasterID, r.ev.DedupeKey}
-		if _, seen := first[k]; seen {
-			continue
+		if _, seen := first[k]; !seen {
+			first[k] = i
+			firsts = append(firsts, r)
 		}
-		first[k] = i
-		args = append(args, r.ev.MasterID, r.ev.Kind, r.ev.DedupeKey, ms(r.ev.OccurredAt), ms(r.ev.ReceivedAt), string(r.ev.Payload))
 	}
-	inserted, err := collect(ctx, tx, func(row interface{ Scan(...any) error }) (eventKey, error) {
+	inserted, err := chunks(ctx, s, tx, len(firsts), func(row interface{ Scan(...any) error }) (eventKey, error) {
 		var k eventKey
 		err := row.Scan(&k.master, &k.dedupe)
 		return k, err
-	}, insertEventsSQL(len(first)), args...)
+	}, func(lo, hi int) (string, []any) {
+		args := make([]any, 0, 6*(hi-lo))
+		for _, r := range firsts[lo:hi] {
+			args = append(args, r.ev.MasterID, r.ev.Kind, r.ev.DedupeKey, ms(r.ev.OccurredAt), ms(r.ev.ReceivedAt), string(r.ev.Payload))
+		}
+		return insertEventsSQL(hi - lo), args
+	})
 	if err != nil {
 		return fmt.Errorf("insert events: %w", err)
 	}
@@ -457,38 +461,41 @@ func (s *DB) addEvents(ctx context.Context, tx writerTx, at time.Time, reqs []*w
 			needBefore = append(needBefore, k.master)
 		}
 	}
-	before := map[string]Contact{}
-	if len(needBefore) > 0 {
-		slices.Sort(needBefore)
-		args = args[:0]
-		for _, m := range needBefore {
+	slices.Sort(needBefore)
+	rows, err := chunks(ctx, s, tx, len(needBefore), scanContact, func(lo, hi int) (string, []any) {
+		args := make([]any, 0, hi-lo)
+		for _, m := range needBefore[lo:hi] {
 			args = append(args, m)
 		}
-		rows, err := collect(ctx, tx, scanContact, s.readContactsSQL(len(needBefore)), args...)
-		if err != nil {
-			return fmt.Errorf("read contacts: %w", err)
-		}
-		for _, c := range rows {
-			before[c.MasterID] = c
-		}
+		return s.readContactsSQL(hi - lo), args
+	})
+	if err != nil {
+		return fmt.Errorf("read contacts: %w", err)
+	}
+	before := make(map[string]Contact, len(rows))
+	for _, c := range rows {
+		before[c.MasterID] = c
 	}
 
-	after := map[string]Contact{}
-	if len(bumps) > 0 {
-		args = append(args[:0], now)
-		for _, m := range masters {
-			if bumps[m] > 0 {
-				args = append(args, m, bumps[m])
-			}
+	var bumpedMasters []string
+	for _, m := range masters {
+		if bumps[m] > 0 {
+			bumpedMasters = append(bumpedMasters, m)
 		}
-		text, args := s.withClock(bumpSQL(len(bumps)), at, args...)
-		rows, err := collect(ctx, tx, scanContact, text, args...)
-		if err != nil {
-			return fmt.Errorf("bump contacts: %w", err)
+	}
+	rows, err = chunks(ctx, s, tx, len(bumpedMasters), scanContact, func(lo, hi int) (string, []any) {
+		args := []any{now}
+		for _, m := range bumpedMasters[lo:hi] {
+			args = append(args, m, bumps[m])
 		}
-		for _, c := range rows {
-			after[c.MasterID] = c
-		}
+		return s.withClock(bumpSQL(hi-lo), at, args...)
+	})
+	if err != nil {
+		return fmt.Errorf("bump contacts: %w", err)
+	}
+	after := make(map[string]Contact, len(rows))
+	for _, c := range rows {
+		after[c.MasterID] = c
 	}
 
 	// Last, so that on PostgreSQL the one row every bridge updates is
@@ -521,6 +528,43 @@ func (s *DB) addEvents(ctx context.Context, tx writerTx, at time.Time, reqs []*w
 		r.res.c = c
 	}
 	return nil
+}
+
+// preparedRows are the statement sizes prepared on SQLite, largest first.
+var preparedRows = []int{64, 16, 4, 1}
+
+// rowsPerStatement is how many of n rows left the writer puts in its next
+// statement. On PostgreSQL, all of them: each statement is a round trip. On
+// SQLite, the largest prepared size that fits (see prepareWriter): a
+// statement costs no round trip there, but parsing one costs more than
+// writing a lone event.
+func (s *DB) rowsPerStatement(n int) int {
+	if s.dialect == sqlite {
+		for _, k := range preparedRows {
+			if k <= n {
+				return k
+			}
+		}
+	}
+	return n
+}
+
+// chunks runs, for n rows, the statements stmt gives for rows [lo, hi), as
+// many rows at a time as rowsPerStatement says, and collects what they
+// return.
+func chunks[T any](ctx context.Context, s *DB, q querier, n int, scan func(interface{ Scan(...any) error }) (T, error), stmt func(lo, hi int) (string, []any)) ([]T, error) {
+	var out []T
+	for lo := 0; lo < n; {
+		hi := lo + s.rowsPerStatement(n-lo)
+		text, args := stmt(lo, hi)
+		rows, err := collect(ctx, q, scan, text, args...)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rows...)
+		lo = hi
+	}
+	return out, nil
 }
 
 func scanString(row interface{ Scan(...any) error }) (string, error) {
