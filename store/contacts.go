@@ -60,45 +60,23 @@ func scanContact(row interface{ Scan(...any) error }) (Contact, error) {
 // with the given sys_id. A duplicate event (same master id and dedupe key)
 // changes nothing and reports added=false. A new event makes the contact due
 // for work at once, even if it had been parked after a failure.
+//
+// Concurrent calls share one transaction (group commit, see writer.go);
+// each returns only once its event is committed, with its own result: the
+// contact as it stood just after its event. If ctx ends first, AddEvent
+// returns its error, and the event may or may not have been stored.
 func (s *DB) AddEvent(ctx context.Context, ev Event, sysID string) (c Contact, added bool, err error) {
-	at := s.now()
-	now := ms(at)
 	if ev.ReceivedAt.IsZero() {
-		ev.ReceivedAt = at
+		ev.ReceivedAt = s.now()
 	}
 	if ev.OccurredAt.IsZero() {
 		ev.OccurredAt = ev.ReceivedAt
 	}
-	err = s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO contacts (master_id, sys_id, version, created_at, updated_at)
-			VALUES ($1, $2, 0, $3, $3) ON CONFLICT (master_id) DO NOTHING`, ev.MasterID, sysID, now); err != nil {
-			return fmt.Errorf("insert contact: %w", err)
-		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO events (master_id, kind, dedupe_key, occurred_at, received_at, payload)
-			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (master_id, dedupe_key) DO NOTHING`,
-			ev.MasterID, ev.Kind, ev.DedupeKey, ms(ev.OccurredAt), ms(ev.ReceivedAt), string(ev.Payload))
-		if err != nil {
-			return fmt.Errorf("insert event: %w", err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return err
-		}
-		added = n == 1
-		if added {
-			q, args := s.withClock(`UPDATE contacts SET version = version + 1, next_attempt_at = {{now}},
-				parked = 0, attempts = 0, updated_at = $2 WHERE master_id = $1`, at, ev.MasterID, now)
-			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-				return fmt.Errorf("bump contact: %w", err)
-			}
-		}
-		c, err = scanContact(tx.QueryRowContext(ctx, `SELECT `+contactCols+` FROM contacts WHERE master_id = $1`, ev.MasterID))
-		return err
-	})
-	if err != nil {
-		return Contact{}, false, fmt.Errorf("store: add %s event for %s: %w", ev.Kind, ev.MasterID, err)
+	res := s.submit(&writeReq{ctx: ctx, ev: ev, sysID: sysID})
+	if res.err != nil {
+		return Contact{}, false, fmt.Errorf("store: add %s event for %s: %w", ev.Kind, ev.MasterID, res.err)
 	}
-	return c, added, nil
+	return res.c, res.added, nil
 }
 
 // Claim takes the contact that is due soonest and leases it to owner until
@@ -108,15 +86,7 @@ func (s *DB) AddEvent(ctx context.Context, ev Event, sysID string) (c Contact, a
 // events are one transaction: a claim whose events cannot be read (the
 // database went away in between) does not hold the contact for a lease.
 func (s *DB) Claim(ctx context.Context, owner string, lease time.Duration) (*Contact, []Event, error) {
-	lock := ""
-	if s.dialect == postgres {
-		lock = " FOR UPDATE SKIP LOCKED"
-	}
-	q, args := s.withClock(`UPDATE contacts SET lease_owner = $1, lease_until = {{now}} + $2
-		WHERE master_id = (SELECT master_id FROM contacts
-			WHERE version > synced_version AND parked = 0 AND next_attempt_at <= {{now}} AND lease_until < {{now}}
-			ORDER BY next_attempt_at LIMIT 1`+lock+`)
-		RETURNING `+contactCols, s.now(), owner, lease.Milliseconds())
+	q, args := s.claimQuery(owner, lease)
 	var claimed *Contact
 	var evs []Event
 	var evErr error
@@ -142,6 +112,20 @@ func (s *DB) Claim(ctx context.Context, owner string, lease time.Duration) (*Con
 	return claimed, evs, nil
 }
 
+// claimQuery is Claim's statement. The due calls are found through the
+// contacts_due index, in the order it keeps them.
+func (s *DB) claimQuery(owner string, lease time.Duration) (string, []any) {
+	lock := ""
+	if s.dialect == postgres {
+		lock = " FOR UPDATE SKIP LOCKED"
+	}
+	return s.withClock(`UPDATE contacts SET lease_owner = $1, lease_until = {{now}} + $2
+		WHERE master_id = (SELECT master_id FROM contacts
+			WHERE version > synced_version AND parked = 0 AND next_attempt_at <= {{now}} AND lease_until < {{now}}
+			ORDER BY next_attempt_at LIMIT 1`+lock+`)
+		RETURNING `+contactCols, s.now(), owner, lease.Milliseconds())
+}
+
 // Done records that ServiceNow now reflects the contact up to syncedVersion and
 // releases the lease. If events arrived meanwhile the contact stays due.
 func (s *DB) Done(ctx context.Context, owner, masterID string, syncedVersion int64, synced []byte) error {
@@ -154,7 +138,7 @@ func (s *DB) Done(ctx context.Context, owner, masterID string, syncedVersion int
 // repeated, so that whoever works on the call next, after a crash, knows
 // to check them first. ErrLeaseLost if the lease is no longer owner's.
 func (s *DB) Checkpoint(ctx context.Context, owner, masterID string, synced []byte) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE contacts SET synced = $3 WHERE master_id = $1 AND lease_owner = $2`, masterID, owner, string(synced))
+	res, err := s.exec(ctx, `UPDATE contacts SET synced = $3 WHERE master_id = $1 AND lease_owner = $2`, masterID, owner, string(synced))
 	if err != nil {
 		return fmt.Errorf("store: checkpoint %s: %w", masterID, err)
 	}
@@ -186,7 +170,7 @@ func (s *DB) release(ctx context.Context, now time.Time, owner, masterID, set st
 	args = append(args, ms(now))
 	q, args := s.withClock(`UPDATE contacts SET `+set+`, lease_owner = '', lease_until = 0, updated_at = $`+fmt.Sprint(len(args))+
 		` WHERE master_id = $1 AND lease_owner = $2`, now, args...)
-	res, err := s.db.ExecContext(ctx, q, args...)
+	res, err := s.exec(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("store: release %s: %w", masterID, err)
 	}
@@ -200,7 +184,8 @@ func (s *DB) release(ctx context.Context, now time.Time, owner, masterID, set st
 // SQLite bridge calls it at start: leases left by a killed process would
 // otherwise delay those contacts until they expire.
 func (s *DB) ReleaseLeases(ctx context.Context, keep string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE contacts SET lease_owner = '', lease_until = 0 WHERE lease_owner <> '' AND lease_owner <> $1`, keep)
+	_, err := s.exec(ctx, `UPDATE contacts SET lease_owner = '', lease_until = 0
+		WHERE lease_until > 0 AND lease_owner <> '' AND lease_owner <> $1`, keep)
 	if err != nil {
 		return fmt.Errorf("store: release leases: %w", err)
 	}
@@ -209,7 +194,7 @@ func (s *DB) ReleaseLeases(ctx context.Context, keep string) error {
 
 // Contact returns one contact and its events in arrival order.
 func (s *DB) Contact(ctx context.Context, masterID string) (Contact, []Event, error) {
-	c, err := scanContact(s.db.QueryRowContext(ctx, `SELECT `+contactCols+` FROM contacts WHERE master_id = $1`, masterID))
+	c, err := scanContact(s.rdb.QueryRowContext(ctx, `SELECT `+contactCols+` FROM contacts WHERE master_id = $1`, masterID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Contact{}, nil, fmt.Errorf("store: contact %s: %w", masterID, ErrNotFound)
 	}
@@ -232,7 +217,7 @@ func scanEvent(row interface{ Scan(...any) error }) (Event, error) {
 }
 
 func (s *DB) events(ctx context.Context, masterID string) ([]Event, error) {
-	return queryAll(ctx, s.db, "events of "+masterID, scanEvent,
+	return queryAll(ctx, s.rdb, "events of "+masterID, scanEvent,
 		`SELECT `+eventCols+` FROM events WHERE master_id = $1 ORDER BY id`, masterID)
 }
 
@@ -248,7 +233,7 @@ func (s *DB) EventsOf(ctx context.Context, masterIDs ...string) (map[string][]Ev
 		for i, id := range batch {
 			marks[i], args[i] = "$"+strconv.Itoa(i+1), id
 		}
-		evs, err := queryAll(ctx, s.db, "events of calls", scanEvent,
+		evs, err := queryAll(ctx, s.rdb, "events of calls", scanEvent,
 			`SELECT `+eventCols+` FROM events WHERE master_id IN (`+strings.Join(marks, ", ")+`) ORDER BY id`, args...)
 		if err != nil {
 			return nil, err
@@ -294,7 +279,7 @@ func (s *DB) Contacts(ctx context.Context, f ContactFilter) ([]Contact, error) {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
 	q += " ORDER BY updated_at DESC, master_id LIMIT " + arg(f.Limit)
-	return queryAll(ctx, s.db, "list contacts", scanContact, q, args...)
+	return queryAll(ctx, s.rdb, "list contacts", scanContact, q, args...)
 }
 
 // querier is a database or a transaction.
@@ -304,23 +289,29 @@ type querier interface {
 
 // queryAll runs a query and scans every row with scan.
 func queryAll[T any](ctx context.Context, db querier, what string, scan func(interface{ Scan(...any) error }) (T, error), q string, args ...any) ([]T, error) {
-	rows, err := db.QueryContext(ctx, q, args...)
+	out, err := collect(ctx, db, scan, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: %s: %w", what, err)
+	}
+	return out, nil
+}
+
+// collect runs a query and scans every row with scan.
+func collect[T any](ctx context.Context, db querier, scan func(interface{ Scan(...any) error }) (T, error), q string, args ...any) ([]T, error) {
+	rows, err := db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	var out []T
 	for rows.Next() {
 		v, err := scan(rows)
 		if err != nil {
-			return nil, fmt.Errorf("store: %s: %w", what, err)
+			return nil, err
 		}
 		out = append(out, v)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: %s: %w", what, err)
-	}
-	return out, nil
+	return out, rows.Err()
 }
 
 // Retry makes the given contacts due now, un-parking them and resetting their
@@ -331,7 +322,7 @@ func (s *DB) Retry(ctx context.Context, masterIDs ...string) (int, error) {
 		now := s.now()
 		q, args := s.withClock(`UPDATE contacts SET parked = 0, attempts = 0, next_attempt_at = {{now}}, updated_at = $2
 			WHERE master_id = $1 AND version > synced_version`, now, id, ms(now))
-		res, err := s.db.ExecContext(ctx, q, args...)
+		res, err := s.exec(ctx, q, args...)
 		if err != nil {
 			return n, fmt.Errorf("store: retry %s: %w", id, err)
 		}
@@ -350,16 +341,27 @@ type Counts struct {
 	Parked   int64
 }
 
-// Counts returns queue figures.
+// countsQuery reads the queue figures without scanning the contacts: the
+// number of calls is a counter kept by the writes that add and purge them,
+// the pending ones (parked and retrying are among them) are read from a
+// partial index that holds only pending calls, and the leased ones from a
+// partial index of leases. The cost follows the queue, not the calls stored.
+// One statement, so the figures are one snapshot.
+const countsQuery = `SELECT c.value, p.pending, p.retrying, p.parked, l.running
+	FROM counters c,
+	(SELECT COUNT(*) AS pending,
+		COALESCE(SUM(CASE WHEN parked = 0 AND attempts > 0 THEN 1 ELSE 0 END), 0) AS retrying,
+		COALESCE(SUM(CASE WHEN parked = 1 THEN 1 ELSE 0 END), 0) AS parked
+		FROM contacts WHERE version > synced_version) p,
+	(SELECT COUNT(*) AS running FROM contacts WHERE lease_until > 0 AND lease_until >= {{now}}) l
+	WHERE c.name = 'contacts'`
+
+// Counts returns queue figures. It reads through the read pool and never
+// scans every call, so a metrics scrape does not hold up the intake.
 func (s *DB) Counts(ctx context.Context) (Counts, error) {
 	var c Counts
-	q, args := s.withClock(`SELECT COUNT(*),
-		COALESCE(SUM(CASE WHEN version > synced_version THEN 1 ELSE 0 END), 0),
-		COALESCE(SUM(CASE WHEN lease_until >= {{now}} THEN 1 ELSE 0 END), 0),
-		COALESCE(SUM(CASE WHEN version > synced_version AND parked = 0 AND attempts > 0 THEN 1 ELSE 0 END), 0),
-		COALESCE(SUM(CASE WHEN version > synced_version AND parked = 1 THEN 1 ELSE 0 END), 0)
-		FROM contacts`, s.now())
-	err := s.db.QueryRowContext(ctx, q, args...).Scan(&c.Contacts, &c.Pending, &c.Running, &c.Retrying, &c.Parked)
+	q, args := s.withClock(countsQuery, s.now())
+	err := s.rdb.QueryRowContext(ctx, q, args...).Scan(&c.Contacts, &c.Pending, &c.Retrying, &c.Parked, &c.Running)
 	if err != nil {
 		return c, fmt.Errorf("store: counts: %w", err)
 	}
@@ -372,13 +374,22 @@ func (s *DB) Counts(ctx context.Context) (Counts, error) {
 // open error entries, are never purged. It reports how many calls and
 // entries it deleted.
 func (s *DB) Purge(ctx context.Context, before time.Time) (calls, entries int64, err error) {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM contacts WHERE version <= synced_version AND parked = 0
-		AND lease_owner = '' AND updated_at < $1`, ms(before))
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM contacts WHERE version <= synced_version AND parked = 0
+			AND lease_owner = '' AND updated_at < $1`, ms(before))
+		if err != nil {
+			return err
+		}
+		if calls, err = res.RowsAffected(); err != nil || calls == 0 {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE counters SET value = value - $1 WHERE name = 'contacts'`, calls)
+		return err
+	})
 	if err != nil {
 		return 0, 0, fmt.Errorf("store: purge calls: %w", err)
 	}
-	calls, _ = res.RowsAffected()
-	res, err = s.db.ExecContext(ctx, `DELETE FROM error_log WHERE resolved_at > 0 AND resolved_at < $1`, ms(before))
+	res, err := s.exec(ctx, `DELETE FROM error_log WHERE resolved_at > 0 AND resolved_at < $1`, ms(before))
 	if err != nil {
 		return calls, 0, fmt.Errorf("store: purge error log: %w", err)
 	}

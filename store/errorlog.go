@@ -80,7 +80,7 @@ func (s *DB) RecordError(ctx context.Context, e ErrorEntry, window time.Duration
 
 // ResolveErrors closes the open error entries of a contact (its work succeeded).
 func (s *DB) ResolveErrors(ctx context.Context, masterID string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE error_log SET resolved_at = $2 WHERE master_id = $1 AND resolved_at = 0 AND severity = $3`,
+	_, err := s.exec(ctx, `UPDATE error_log SET resolved_at = $2 WHERE master_id = $1 AND resolved_at = 0 AND severity = $3`,
 		masterID, ms(s.now()), SeverityError)
 	if err != nil {
 		return fmt.Errorf("store: resolve errors of %s: %w", masterID, err)
@@ -93,7 +93,7 @@ func (s *DB) ResolveErrors(ctx context.Context, masterID string) error {
 // readable), and resolved entries are purged with the rest. A warning that
 // comes back later opens a new entry. It reports how many it resolved.
 func (s *DB) ResolveQuietWarnings(ctx context.Context, quietSince time.Time) (int64, error) {
-	res, err := s.db.ExecContext(ctx, `UPDATE error_log SET resolved_at = $1 WHERE severity = $2 AND resolved_at = 0 AND last_at < $3`,
+	res, err := s.exec(ctx, `UPDATE error_log SET resolved_at = $1 WHERE severity = $2 AND resolved_at = 0 AND last_at < $3`,
 		ms(s.now()), SeverityWarning, ms(quietSince))
 	if err != nil {
 		return 0, fmt.Errorf("store: resolve quiet warnings: %w", err)
@@ -148,12 +148,12 @@ func (s *DB) Errors(ctx context.Context, f ErrorFilter) ([]ErrorEntry, error) {
 	}
 	args = append(args, f.Limit)
 	q += fmt.Sprintf(" ORDER BY last_at DESC, id DESC LIMIT $%d", len(args))
-	return queryAll(ctx, s.db, "list errors", scanError, q, args...)
+	return queryAll(ctx, s.rdb, "list errors", scanError, q, args...)
 }
 
 // Error returns one entry.
 func (s *DB) Error(ctx context.Context, id int64) (ErrorEntry, error) {
-	e, err := scanError(s.db.QueryRowContext(ctx, `SELECT `+errorCols+` FROM error_log WHERE id = $1`, id))
+	e, err := scanError(s.rdb.QueryRowContext(ctx, `SELECT `+errorCols+` FROM error_log WHERE id = $1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return e, fmt.Errorf("store: error entry %d: %w", id, ErrNotFound)
 	}
@@ -167,7 +167,7 @@ func (s *DB) Error(ctx context.Context, id int64) (ErrorEntry, error) {
 func (s *DB) CountErrors(ctx context.Context, f ErrorFilter) (int64, error) {
 	var args []any
 	var n int64
-	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM error_log`+f.where(&args), args...).Scan(&n); err != nil {
+	if err := s.rdb.QueryRowContext(ctx, `SELECT COUNT(*) FROM error_log`+f.where(&args), args...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("store: count errors: %w", err)
 	}
 	return n, nil

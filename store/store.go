@@ -40,10 +40,24 @@ const (
 )
 
 // DB is the store. It is safe for concurrent use.
+//
+// Writes go through db; on SQLite that is one connection, because SQLite has
+// one writer at a time. Reads that need not see a write under way (the
+// console, metrics, readiness, a call's status) go through rdb: on SQLite a
+// pool of read-only connections that, in WAL mode, read the last committed
+// state without waiting for the writer; on PostgreSQL the same pool as db.
+// Events are written through w, which commits the events of concurrent
+// requests together (see writer.go).
 type DB struct {
-	db      *sql.DB
-	dialect dialect
-	now     func() time.Time
+	db  *sql.DB
+	rdb *sql.DB
+	w   *writer
+	// gate orders the writes on SQLite's one connection; nil on PostgreSQL.
+	gate *gate
+	// prepared holds the writer's statements on SQLite (see prepareWriter).
+	prepared map[string]*sql.Stmt
+	dialect  dialect
+	now      func() time.Time
 	// dbClockOffset moves the database's clock, for tests that need lease
 	// and due times to pass on PostgreSQL; nil in production.
 	dbClockOffset func() time.Duration
@@ -75,6 +89,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		// SQLite allows one writer; one connection avoids SQLITE_BUSY between
 		// our own goroutines and keeps transactions strictly serial.
 		s.db.SetMaxOpenConns(1)
+		s.gate = &gate{}
 	}
 	if err := s.db.PingContext(ctx); err != nil {
 		s.db.Close()
@@ -84,7 +99,37 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		s.db.Close()
 		return nil, err
 	}
+	s.w = newWriter()
+	s.rdb = s.db
+	if s.dialect == sqlite && !sqliteInMemory(dsn) {
+		// Opened after the migration, which put the file in WAL mode.
+		s.rdb, err = sql.Open("sqlite", sqliteReadDSN(dsn))
+		if err != nil {
+			s.db.Close()
+			return nil, fmt.Errorf("store: open sqlite %s for reading: %w", dsn, err)
+		}
+		s.rdb.SetMaxOpenConns(readConns)
+		s.rdb.SetMaxIdleConns(readConns)
+		if err := s.rdb.PingContext(ctx); err != nil {
+			s.rdb.Close()
+			s.db.Close()
+			return nil, fmt.Errorf("store: connect for reading: %w", err)
+		}
+	}
+	if err := s.prepareWriter(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
+}
+
+// readConns is the size of SQLite's read pool.
+const readConns = 4
+
+// sqliteInMemory reports whether dsn names an in-memory SQLite database,
+// which a second pool would not share: it is read through its one connection.
+func sqliteInMemory(dsn string) bool {
+	return dsn == ":memory:" || strings.HasPrefix(dsn, "file::memory:") || strings.Contains(dsn, "mode=memory")
 }
 
 // sqliteDSN adds the pragmas the store relies on: WAL for concurrent readers,
@@ -102,14 +147,41 @@ func sqliteDSN(path string) string {
 	return dsn + sep + "_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate"
 }
 
-// Close closes the database.
-func (s *DB) Close() error { return s.db.Close() }
+// sqliteReadDSN is the DSN of the read pool: connections that refuse to
+// write (query_only), so a read can never take SQLite's write lock.
+func sqliteReadDSN(path string) string {
+	dsn := path
+	if !strings.HasPrefix(dsn, "file:") {
+		dsn = "file:" + dsn
+	}
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	return dsn + sep + "_pragma=busy_timeout(10000)&_pragma=query_only(1)"
+}
+
+// Close stops the writer (events still waiting for it fail with ErrClosed)
+// and closes the database.
+func (s *DB) Close() error {
+	s.w.close()
+	var err error
+	for _, st := range s.prepared {
+		err = errors.Join(err, st.Close())
+	}
+	err = errors.Join(err, s.db.Close())
+	if s.rdb != s.db {
+		err = errors.Join(err, s.rdb.Close())
+	}
+	return err
+}
 
 // Ping checks that the database answers and accepts a write (for readiness).
+// The write joins the events' next group commit, so it costs no transaction
+// of its own under load.
 func (s *DB) Ping(ctx context.Context) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE meta SET value = $1 WHERE key = 'last_ping'`, fmt.Sprint(s.now().UnixMilli()))
-	if err != nil {
-		return fmt.Errorf("store: write check: %w", err)
+	if res := s.submit(&writeReq{ctx: ctx, ping: true}); res.err != nil {
+		return fmt.Errorf("store: write check: %w", res.err)
 	}
 	return nil
 }
@@ -122,7 +194,18 @@ func (s *DB) Dialect() string {
 	return "sqlite"
 }
 
+// tx runs fn in a write transaction.
 func (s *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	return s.writeTx(ctx, false, fn)
+}
+
+// writeTx runs fn in a write transaction; first marks the events' batches,
+// which go first on SQLite's write connection (see gate).
+func (s *DB) writeTx(ctx context.Context, first bool, fn func(*sql.Tx) error) error {
+	if err := s.gate.enter(ctx, first); err != nil {
+		return err
+	}
+	defer s.gate.leave()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -132,6 +215,15 @@ func (s *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// exec runs one write statement.
+func (s *DB) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if err := s.gate.enter(ctx, false); err != nil {
+		return nil, err
+	}
+	defer s.gate.leave()
+	return s.db.ExecContext(ctx, q, args...)
 }
 
 // pgClockMS is PostgreSQL's clock in Unix milliseconds.

@@ -90,6 +90,15 @@ func TestStore(t *testing.T) {
 		"QuietWarningsResolve":       testQuietWarningsResolve,
 		"LeaseHasOneHolder":          testLeaseHasOneHolder,
 		"CursorWrittenUnderLease":    testCursorWrittenUnderLease,
+		"GroupCommitSharesOneTx":     testGroupCommitSharesOneTransaction,
+		"GroupCommitDedupes":         testGroupCommitDedupes,
+		"GroupCommitBadEventAlone":   testGroupCommitBadEventFailsAlone,
+		"GroupCommitVersions":        testGroupCommitVersionsUnderLoad,
+		"CallersWhoGiveUp":           testCallersWhoGiveUp,
+		"CallersGivingUpUnderLoad":   testGroupCommitCallersGivingUpUnderLoad,
+		"ReadsDoNotWaitForWrites":    testReadsDoNotWaitForWrites,
+		"CountsFollowTheQueue":       testCountsFollowTheQueue,
+		"QueriesUseIndexes":          testQueriesUseIndexes,
 	}
 	for dbName, open := range openers(t) {
 		t.Run(dbName, func(t *testing.T) {

@@ -1,0 +1,574 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Group commit.
+//
+// Every Studio request waits for its event to be committed, and a commit
+// costs a transaction and, on SQLite, an fsync. Events that arrive while a
+// transaction is being written wait in a queue; the next transaction takes
+// all of them: one transaction, one fsync, a handful of statements whatever
+// the number of events. A lone event is written at once; a crowd shares the
+// cost.
+//
+// Leader and followers rather than a writer goroutine: the caller that finds
+// no transaction under way writes the queue itself (it leads), so a lone
+// event costs what it cost before group commit, with no hand-over to
+// another goroutine and back (two wake-ups that, on a busy machine, cost
+// more than the statements). Callers that arrive meanwhile follow: they
+// queue and wait. A leader writes one batch and then hands the lead to the
+// first caller waiting, so no caller writes other callers' batches for
+// long. A batch is written under the store's context, not the leader's: a
+// caller that gives up (Studio's 2-second timeout) never aborts the others'
+// transaction; callers only stop waiting.
+//
+// Each caller still gets its own result. If a batch fails (one event the
+// database refuses, a deadlock with another bridge), it is rolled back and
+// every event in it is tried again in a transaction of its own, so one bad
+// event fails only its own request.
+
+// maxBatch bounds the events committed in one transaction (and the
+// parameters of one statement: 6 per event).
+const maxBatch = 256
+
+// batchTimeout bounds one round of the writer: the batch and, if it fails,
+// the events tried one by one. A caller's own context ends its wait sooner.
+const batchTimeout = 30 * time.Second
+
+// ErrClosed is returned for writes asked of a store that has been closed.
+var ErrClosed = errors.New("store closed")
+
+// writeReq is one caller waiting for the writer: an event to add, or a ping.
+type writeReq struct {
+	ctx   context.Context
+	ping  bool
+	ev    Event
+	sysID string
+	done  chan writeRes // buffered: a leader never blocks on a caller that left
+	lead  chan struct{} // buffered: this caller is to write the next batch
+	first bool          // set under writer.mu when the lead is handed to it
+
+	res writeRes // set by a successful batch
+}
+
+type writeRes struct {
+	c     Contact
+	added bool
+	err   error
+}
+
+type writer struct {
+	mu      sync.Mutex
+	idle    *sync.Cond // signalled when a caller stops writing
+	queue   []*writeReq
+	leading bool // a caller is writing, or has been handed the lead
+	running bool // a caller is writing
+	closed  bool
+	ctx     context.Context // cancelled by close: batches under way fail
+	cancel  context.CancelFunc
+
+	busy    atomic.Bool  // a batch is being written (for tests)
+	commits atomic.Int64 // transactions committed (for tests and benchmarks)
+}
+
+func newWriter() *writer {
+	w := &writer{}
+	w.idle = sync.NewCond(&w.mu)
+	w.ctx, w.cancel = context.WithCancel(context.Background())
+	return w
+}
+
+// submit queues r and waits for its result or for r.ctx to end, writing
+// the queue itself when no one else is. A caller that stops waiting may
+// still have its event committed (Studio's retry then finds a duplicate);
+// an event not yet taken into a batch when its caller gives up is not
+// written.
+func (s *DB) submit(r *writeReq) writeRes {
+	if err := r.ctx.Err(); err != nil {
+		return writeRes{err: err}
+	}
+	r.done = make(chan writeRes, 1)
+	r.lead = make(chan struct{}, 1)
+	w := s.w
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return writeRes{err: ErrClosed}
+	}
+	w.queue = append(w.queue, r)
+	leader := !w.leading
+	w.leading = true
+	w.mu.Unlock()
+	if leader {
+		s.lead()
+	}
+	for {
+		select {
+		case res := <-r.done:
+			return res
+		case <-r.lead:
+			s.lead()
+		case <-r.ctx.Done():
+			w.mu.Lock()
+			handed := r.first
+			if !handed {
+				if i := slices.Index(w.queue, r); i >= 0 {
+					w.queue = slices.Delete(w.queue, i, i+1)
+				}
+			}
+			w.mu.Unlock()
+			if handed {
+				// Handed the lead as it gave up: write the batch anyway
+				// (it skips this caller), or the queue would stall.
+				select {
+				case <-r.lead:
+					s.lead()
+				default: // already written
+				}
+			}
+			return writeRes{err: r.ctx.Err()}
+		}
+	}
+}
+
+// lead writes one batch from the queue, then hands the lead to the first
+// caller still queued, or gives it up when none is.
+func (s *DB) lead() {
+	w := s.w
+	w.mu.Lock()
+	w.running = true
+	n := min(len(w.queue), maxBatch)
+	batch := slices.Clone(w.queue[:n])
+	w.queue = slices.Delete(w.queue, 0, n)
+	w.mu.Unlock()
+	if n > 0 {
+		w.busy.Store(true)
+		s.writeRound(w.ctx, batch)
+		w.busy.Store(false)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.running = false
+	w.idle.Broadcast()
+	if len(w.queue) == 0 {
+		w.leading = false
+		return
+	}
+	next := w.queue[0]
+	next.first = true
+	next.lead <- struct{}{}
+}
+
+// queued reports how many requests wait for a batch (for tests).
+func (w *writer) queued() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.queue)
+}
+
+// close stops the writer: requests still queued fail with ErrClosed, a batch
+// being written is cancelled, and close returns once no one writes. A caller
+// handed the lead after close finds the queue empty and writes nothing.
+func (w *writer) close() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.closed = true
+	for _, r := range w.queue {
+		r.done <- writeRes{err: ErrClosed}
+	}
+	w.queue = nil
+	w.cancel()
+	for w.running {
+		w.idle.Wait()
+	}
+}
+
+// writeRound commits batch, falling back to one transaction per request if
+// the batch as a whole fails, and answers every caller still waiting.
+func (s *DB) writeRound(ctx context.Context, batch []*writeReq) {
+	ctx, cancel := context.WithTimeout(ctx, batchTimeout)
+	defer cancel()
+	live := batch[:0]
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.done <- writeRes{err: err} // nobody reads it; the caller has gone
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return
+	}
+	err := s.writeBatch(ctx, live)
+	if err == nil {
+		s.w.commits.Add(1)
+		for _, r := range live {
+			r.done <- r.res
+		}
+		return
+	}
+	if len(live) == 1 {
+		live[0].done <- writeRes{err: err}
+		return
+	}
+	for _, r := range live {
+		if err := r.ctx.Err(); err != nil {
+			r.done <- writeRes{err: err}
+			continue
+		}
+		one := []*writeReq{r}
+		if err := s.writeBatch(ctx, one); err != nil {
+			r.done <- writeRes{err: err}
+			continue
+		}
+		s.w.commits.Add(1)
+		r.done <- r.res
+	}
+}
+
+// writeBatch writes the requests of batch in one transaction and, if it
+// commits, sets each request's result. The result is what the same events
+// added one after the other, in queue order, would have given: an event is
+// added unless an identical one (same call, same dedupe key) was stored
+// before or comes earlier in the batch; each added event bumps its call's
+// version by one, makes the call due now and un-parks it; each caller gets
+// the call as it stood just after its own event.
+func (s *DB) writeBatch(ctx context.Context, batch []*writeReq) error {
+	at := s.now()
+	now := ms(at)
+	var evs []*writeReq
+	ping := false
+	for _, r := range batch {
+		if r.ping {
+			ping = true
+		} else {
+			evs = append(evs, r)
+		}
+	}
+	return s.writeTx(ctx, true, func(tx *sql.Tx) error {
+		q := writerTx{s, tx}
+		if ping {
+			if _, err := q.ExecContext(ctx, pingSQL, strconv.FormatInt(now, 10)); err != nil {
+				return fmt.Errorf("write check: %w", err)
+			}
+		}
+		if len(evs) == 0 {
+			return nil
+		}
+		return s.addEvents(ctx, q, at, evs)
+	})
+}
+
+// The writer's statements. Those taking rows are written for n rows (see
+// rowsPerStatement); on SQLite they are prepared once, for a few sizes.
+const (
+	pingSQL          = `UPDATE meta SET value = $1 WHERE key = 'last_ping'`
+	countContactsSQL = `UPDATE counters SET value = value + $1 WHERE name = 'contacts'`
+)
+
+// insertContactsSQL: args now, then master_id and sys_id for each row.
+func insertContactsSQL(n int) string {
+	var q strings.Builder
+	q.WriteString(`INSERT INTO contacts (master_id, sys_id, version, created_at, updated_at) VALUES `)
+	for i := range n {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		fmt.Fprintf(&q, "($%d, $%d, 0, $1, $1)", 2*i+2, 2*i+3)
+	}
+	q.WriteString(` ON CONFLICT (master_id) DO NOTHING RETURNING master_id`)
+	return q.String()
+}
+
+// insertEventsSQL: args the six columns of each row.
+func insertEventsSQL(n int) string {
+	var q strings.Builder
+	q.WriteString(`INSERT INTO events (master_id, kind, dedupe_key, occurred_at, received_at, payload) VALUES `)
+	for i := range n {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		k := 6 * i
+		fmt.Fprintf(&q, "($%d, $%d, $%d, $%d, $%d, $%d)", k+1, k+2, k+3, k+4, k+5, k+6)
+	}
+	q.WriteString(` ON CONFLICT (master_id, dedupe_key) DO NOTHING RETURNING master_id, dedupe_key`)
+	return q.String()
+}
+
+// readContactsSQL: args the master ids, sorted (rows are locked in that
+// order on PostgreSQL).
+func (s *DB) readContactsSQL(n int) string {
+	var q strings.Builder
+	q.WriteString(`SELECT ` + contactCols + ` FROM contacts WHERE master_id IN (`)
+	for i := range n {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		fmt.Fprintf(&q, "$%d", i+1)
+	}
+	q.WriteString(`) ORDER BY master_id`)
+	if s.dialect == postgres {
+		q.WriteString(` FOR UPDATE`)
+	}
+	return q.String()
+}
+
+// bumpSQL: args updated_at, then master_id and the number of events added
+// for each row; withClock adds the clock.
+func bumpSQL(n int) string {
+	var q strings.Builder
+	q.WriteString(`UPDATE contacts SET version = contacts.version + v.column2, next_attempt_at = {{now}},
+		parked = 0, attempts = 0, updated_at = $1 FROM (VALUES `)
+	for i := range n {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		fmt.Fprintf(&q, "($%d, CAST($%d AS BIGINT))", 2*i+2, 2*i+3)
+	}
+	q.WriteString(`) AS v WHERE contacts.master_id = v.column1 RETURNING ` + contactCols)
+	return q.String()
+}
+
+// prepareWriter prepares the writer's statements on SQLite, where parsing
+// them would cost a lone event more than writing it. (On PostgreSQL, pgx
+// keeps prepared statements itself.)
+func (s *DB) prepareWriter(ctx context.Context) error {
+	if s.dialect != sqlite {
+		return nil
+	}
+	s.prepared = map[string]*sql.Stmt{}
+	texts := []string{pingSQL, countContactsSQL}
+	for _, n := range preparedRows {
+		bump, _ := s.withClock(bumpSQL(n), time.Time{}, make([]any, 2*n+1)...)
+		texts = append(texts, insertContactsSQL(n), insertEventsSQL(n), s.readContactsSQL(n), bump)
+	}
+	for _, q := range texts {
+		st, err := s.db.PrepareContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("store: prepare: %w", err)
+		}
+		s.prepared[q] = st
+	}
+	return nil
+}
+
+// writerTx runs the writer's statements in a transaction, through their
+// prepared form when there is one.
+type writerTx struct {
+	s  *DB
+	tx *sql.Tx
+}
+
+func (w writerTx) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if st := w.s.prepared[q]; st != nil {
+		return w.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+	}
+	return w.tx.QueryContext(ctx, q, args...)
+}
+
+func (w writerTx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if st := w.s.prepared[q]; st != nil {
+		return w.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	}
+	return w.tx.ExecContext(ctx, q, args...)
+}
+
+type eventKey struct{ master, dedupe string }
+
+func (s *DB) addEvents(ctx context.Context, tx writerTx, at time.Time, reqs []*writeReq) error {
+	now := ms(at)
+	// The calls of the batch, sorted: rows are inserted and locked in the
+	// same order by every bridge, which keeps two bridges' batches from
+	// deadlocking on PostgreSQL.
+	sysIDs := map[string]string{}
+	for _, r := range reqs {
+		if _, ok := sysIDs[r.ev.MasterID]; !ok {
+			sysIDs[r.ev.MasterID] = r.sysID // the first event of a new call names its sys_id
+		}
+	}
+	masters := make([]string, 0, len(sysIDs))
+	for m := range sysIDs {
+		masters = append(masters, m)
+	}
+	slices.Sort(masters)
+
+	created, err := chunks(ctx, s, tx, len(masters), scanString, func(lo, hi int) (string, []any) {
+		args := []any{now}
+		for _, m := range masters[lo:hi] {
+			args = append(args, m, sysIDs[m])
+		}
+		return insertContactsSQL(hi - lo), args
+	})
+	if err != nil {
+		return fmt.Errorf("insert contacts: %w", err)
+	}
+
+	// The first occurrence of each event in the batch is inserted; the
+	// database says which of them were new.
+	first := map[eventKey]int{}
+	var firsts []*writeReq
+	for i, r := range reqs {
+		k := eventKey{r.ev.MasterID, r.ev.DedupeKey}
+		if _, seen := first[k]; !seen {
+			first[k] = i
+			firsts = append(firsts, r)
+		}
+	}
+	inserted, err := chunks(ctx, s, tx, len(firsts), func(row interface{ Scan(...any) error }) (eventKey, error) {
+		var k eventKey
+		err := row.Scan(&k.master, &k.dedupe)
+		return k, err
+	}, func(lo, hi int) (string, []any) {
+		args := make([]any, 0, 6*(hi-lo))
+		for _, r := range firsts[lo:hi] {
+			args = append(args, r.ev.MasterID, r.ev.Kind, r.ev.DedupeKey, ms(r.ev.OccurredAt), ms(r.ev.ReceivedAt), string(r.ev.Payload))
+		}
+		return insertEventsSQL(hi - lo), args
+	})
+	if err != nil {
+		return fmt.Errorf("insert events: %w", err)
+	}
+	isNew := make(map[eventKey]bool, len(inserted))
+	bumps := map[string]int64{}
+	for _, k := range inserted {
+		isNew[k] = true
+		bumps[k.master]++
+	}
+
+	// A caller whose event is a duplicate, before any event of its call
+	// was added in this batch, is answered with the call as it stood
+	// before the batch: read those calls (locked on PostgreSQL until the
+	// commit, so the bumps below apply to what was read). Every other
+	// caller is answered from what the bump returns.
+	var needBefore []string
+	bumped := map[string]bool{}
+	for i, r := range reqs {
+		k := eventKey{r.ev.MasterID, r.ev.DedupeKey}
+		if first[k] == i && isNew[k] {
+			bumped[k.master] = true
+		} else if !bumped[k.master] && !slices.Contains(needBefore, k.master) {
+			needBefore = append(needBefore, k.master)
+		}
+	}
+	slices.Sort(needBefore)
+	rows, err := chunks(ctx, s, tx, len(needBefore), scanContact, func(lo, hi int) (string, []any) {
+		args := make([]any, 0, hi-lo)
+		for _, m := range needBefore[lo:hi] {
+			args = append(args, m)
+		}
+		return s.readContactsSQL(hi - lo), args
+	})
+	if err != nil {
+		return fmt.Errorf("read contacts: %w", err)
+	}
+	before := make(map[string]Contact, len(rows))
+	for _, c := range rows {
+		before[c.MasterID] = c
+	}
+
+	var bumpedMasters []string
+	for _, m := range masters {
+		if bumps[m] > 0 {
+			bumpedMasters = append(bumpedMasters, m)
+		}
+	}
+	rows, err = chunks(ctx, s, tx, len(bumpedMasters), scanContact, func(lo, hi int) (string, []any) {
+		args := []any{now}
+		for _, m := range bumpedMasters[lo:hi] {
+			args = append(args, m, bumps[m])
+		}
+		return s.withClock(bumpSQL(hi-lo), at, args...)
+	})
+	if err != nil {
+		return fmt.Errorf("bump contacts: %w", err)
+	}
+	after := make(map[string]Contact, len(rows))
+	for _, c := range rows {
+		after[c.MasterID] = c
+	}
+
+	// Last, so that on PostgreSQL the one row every bridge updates is
+	// locked only for the commit.
+	if len(created) > 0 {
+		if _, err := tx.ExecContext(ctx, countContactsSQL, len(created)); err != nil {
+			return fmt.Errorf("count contacts: %w", err)
+		}
+	}
+
+	// Each caller's answer, replaying the batch in queue order.
+	seen := map[string]int64{} // added events of each call so far
+	for i, r := range reqs {
+		k := eventKey{r.ev.MasterID, r.ev.DedupeKey}
+		r.res.added = first[k] == i && isNew[k]
+		if r.res.added {
+			seen[k.master]++
+		}
+		var c Contact
+		var ok bool
+		if seen[k.master] > 0 {
+			c, ok = after[k.master]
+			c.Version -= bumps[k.master] - seen[k.master]
+		} else {
+			c, ok = before[k.master]
+		}
+		if !ok {
+			return fmt.Errorf("contact %s vanished during its own transaction", k.master)
+		}
+		r.res.c = c
+	}
+	return nil
+}
+
+// preparedRows are the statement sizes prepared on SQLite, largest first.
+var preparedRows = []int{64, 16, 4, 1}
+
+// rowsPerStatement is how many of n rows left the writer puts in its next
+// statement. On PostgreSQL, all of them: each statement is a round trip. On
+// SQLite, the largest prepared size that fits (see prepareWriter): a
+// statement costs no round trip there, but parsing one costs more than
+// writing a lone event.
+func (s *DB) rowsPerStatement(n int) int {
+	if s.dialect == sqlite {
+		for _, k := range preparedRows {
+			if k <= n {
+				return k
+			}
+		}
+	}
+	return n
+}
+
+// chunks runs, for n rows, the statements stmt gives for rows [lo, hi), as
+// many rows at a time as rowsPerStatement says, and collects what they
+// return.
+func chunks[T any](ctx context.Context, s *DB, q querier, n int, scan func(interface{ Scan(...any) error }) (T, error), stmt func(lo, hi int) (string, []any)) ([]T, error) {
+	var out []T
+	for lo := 0; lo < n; {
+		hi := lo + s.rowsPerStatement(n-lo)
+		text, args := stmt(lo, hi)
+		rows, err := collect(ctx, q, scan, text, args...)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rows...)
+		lo = hi
+	}
+	return out, nil
+}
+
+func scanString(row interface{ Scan(...any) error }) (string, error) {
+	var v string
+	err := row.Scan(&v)
+	return v, err
+}
