@@ -126,6 +126,10 @@ type Callers struct {
 	Related  int           `yaml:"related"`  // open incidents/cases linked, default 5, -1 none
 	Sources  []Source      `yaml:"sources"`  // lookup order
 	Disabled bool          `yaml:"disabled"` // no caller lookup at all
+
+	// UnknownTTL is how long a number no source matches is remembered as
+	// unknown (default 1m, at most cacheTTL; negative: not remembered).
+	UnknownTTL time.Duration `yaml:"unknownTTL"`
 }
 
 // Source is one table searched for the caller's number.
