@@ -31,15 +31,15 @@ func (e *env) metric(name string) int {
 }
 
 // TestConcurrencyLimitIsObservable: the adaptive limit on requests to
-// ServiceNow is a metric and on the console's budget tile; it starts at 8,
+// ServiceNow is a metric and on the console's budget tile; it starts at 16,
 // grows while calls wait and the instance answers as quickly as before, and
 // a 503 cuts it back, which the overload counter shows.
 func TestConcurrencyLimitIsObservable(t *testing.T) {
 	sim := snowsim.New(snowsim.Options{})
-	sim.SetFaults(snowsim.Faults{Latency: 30 * time.Millisecond})
+	sim.SetFaults(snowsim.Faults{Latency: 80 * time.Millisecond})
 	e := setupWith(t, sim, func(c *config.Config) { c.Selected().MaxConcurrent = 32 })
-	if got, max := e.metric("ctibridge_servicenow_concurrency_limit"), e.metric("ctibridge_servicenow_concurrency_max"); got != 8 || max != 32 {
-		t.Fatalf("at start: limit %d of %d, want 8 of 32", got, max)
+	if got, max := e.metric("ctibridge_servicenow_concurrency_limit"), e.metric("ctibridge_servicenow_concurrency_max"); got != 16 || max != 32 {
+		t.Fatalf("at start: limit %d of %d, want 16 of 32", got, max)
 	}
 	var ids []string
 	for i := range 200 {
@@ -48,9 +48,9 @@ func TestConcurrencyLimitIsObservable(t *testing.T) {
 		e.post(id, "queued", map[string]any{"ani": fmt.Sprintf("+1 312 555 %04d", i)})
 	}
 	deadline := time.Now().Add(30 * time.Second)
-	for e.metric("ctibridge_servicenow_concurrency_limit") <= 8 {
+	for e.metric("ctibridge_servicenow_concurrency_limit") <= 16 {
 		if time.Now().After(deadline) {
-			t.Fatal("the limit did not grow while 200 calls waited for an instance answering in a steady 30 ms")
+			t.Fatal("the limit did not grow while 200 calls waited for an instance answering in a steady 80 ms")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -65,11 +65,11 @@ func TestConcurrencyLimitIsObservable(t *testing.T) {
 
 	// Nothing else runs now: one call meets a 503, the limit goes back to
 	// its start and one call alone does not raise it again.
-	e.sim.SetFaults(snowsim.Faults{Latency: 30 * time.Millisecond, FailNext: &snowsim.FailNext{Count: 1, Status: http.StatusServiceUnavailable}})
+	e.sim.SetFaults(snowsim.Faults{Latency: 80 * time.Millisecond, FailNext: &snowsim.FailNext{Count: 1, Status: http.StatusServiceUnavailable}})
 	e.post("8099", "queued", map[string]any{"ani": "+1 312 555 9999"})
 	e.waitSynced(10*time.Second, "8099")
-	if got := e.metric("ctibridge_servicenow_concurrency_limit"); got != 8 {
-		t.Errorf("after a 503: limit %d, want 8", got)
+	if got := e.metric("ctibridge_servicenow_concurrency_limit"); got != 16 {
+		t.Errorf("after a 503: limit %d, want 16", got)
 	}
 	if got := e.metric("ctibridge_servicenow_overloaded_total"); got != 1 {
 		t.Errorf("overloaded_total %d, want 1", got)

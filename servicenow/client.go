@@ -32,9 +32,9 @@ type Config struct {
 	RequestsPerHour int // request budget; default 10000, -1 = unlimited
 	Burst           int // requests allowed at once above the rate; default 20
 	// MaxConcurrent bounds requests in flight at once (default 64). Within
-	// it the client adapts: it starts at 8, sends more while the
-	// instance answers as quickly as before, and fewer when replies slow
-	// down or it refuses (429, 503) or times out.
+	// it the client adapts: it starts at 16, sends more while the instance
+	// answers as quickly as before, and fewer when replies slow down or it
+	// refuses (429, 503) or times out.
 	MaxConcurrent int
 
 	Timeout    time.Duration // per attempt; default 10s
