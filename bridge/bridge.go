@@ -105,9 +105,21 @@ func (b *Bridge) lifecycleConfig() lifecycle.Config {
 	l := b.cfg.Lifecycle
 	return lifecycle.Config{
 		Namespace: l.Namespace, States: l.States, KeepOpen: l.KeepOpen, FieldMap: l.FieldMap,
-		Workers: l.Workers, MaxBackoff: l.MaxBackoff, AlertAfter: l.AlertAfter, GiveUpAfter: l.GiveUp, Retention: l.Retention,
+		Workers: b.workers(), MaxBackoff: l.MaxBackoff, AlertAfter: l.AlertAfter, GiveUpAfter: l.GiveUp, Retention: l.Retention,
 		Lease: l.Lease, JobTimeout: l.JobTimeout, ShutdownGrace: b.drainTime(),
 	}
+}
+
+// workers is the number of reconciler workers: as configured, or by default
+// one for each request the ServiceNow client may have in flight, so that the
+// client's adaptive limit, not the workers, decides how much is sent at once
+// (a worker has one request in flight most of the time, two while the caller
+// and agent lookups run side by side).
+func (b *Bridge) workers() int {
+	if b.cfg.Lifecycle.Workers > 0 {
+		return b.cfg.Lifecycle.Workers
+	}
+	return b.cfg.Selected().MaxConcurrent
 }
 
 // drainTime is the part of the shutdown timeout that requests in flight and

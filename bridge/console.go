@@ -49,7 +49,7 @@ func (s consoleSource) Chart(now time.Time, minutes int) []console.Point {
 func (s consoleSource) Budget() console.Budget {
 	bs := s.b.SN.Budget()
 	return console.Budget{LimitPerHour: bs.LimitPerHour, UsedLastHour: int(bs.UsedLastHour), InFlight: int(bs.InFlight),
-		MaxConcurrent: bs.MaxConcurrent, Throttled429: bs.Throttled429, BackoffUntil: bs.BackoffUntil}
+		ConcurrencyLimit: bs.ConcurrencyLimit, MaxConcurrent: bs.MaxConcurrent, Throttled429: bs.Throttled429, BackoffUntil: bs.BackoffUntil}
 }
 
 // consoleHandler is the console, or a page saying how to enable it.

@@ -35,7 +35,7 @@ func newCallerFinder(cfg *config.Config, sn *servicenow.Client, w ctibridge.Warn
 		sources = append(sources, callerid.Source{Table: s.Table, Fields: s.Fields})
 	}
 	return callerid.NewFinder(sn, callerid.FinderOptions{
-		Region: c.Region, TTL: c.CacheTTL, Policy: c.Policy, Related: c.Related, Sources: sources, Warner: w,
+		Region: c.Region, TTL: c.CacheTTL, UnknownTTL: c.UnknownTTL, Policy: c.Policy, Related: c.Related, Sources: sources, Warner: w,
 	})
 }
 

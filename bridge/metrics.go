@@ -161,13 +161,16 @@ var (
 	descErrors   = prometheus.NewDesc("ctibridge_error_log_open", "Open entries in the integration error log by severity.", []string{"severity"}, nil)
 	descBudget   = prometheus.NewDesc("ctibridge_servicenow_budget_requests", "ServiceNow request budget: limit per hour and used in the last hour.", []string{"kind"}, nil)
 	descInFlight = prometheus.NewDesc("ctibridge_servicenow_in_flight", "ServiceNow requests in flight.", nil, nil)
+	descConc     = prometheus.NewDesc("ctibridge_servicenow_concurrency_limit", "ServiceNow requests allowed in flight now: the adaptive limit (cap: maxConcurrent).", nil, nil)
+	descConcMax  = prometheus.NewDesc("ctibridge_servicenow_concurrency_max", "The most ServiceNow requests the adaptive limit may allow in flight (maxConcurrent).", nil, nil)
+	descOverload = prometheus.NewDesc("ctibridge_servicenow_overloaded_total", "429s, 503s and timeouts from ServiceNow, each of which cut the concurrency limit.", nil, nil)
 	desc429      = prometheus.NewDesc("ctibridge_servicenow_throttled_total", "429 answers from ServiceNow.", nil, nil)
 	descBackoff  = prometheus.NewDesc("ctibridge_servicenow_backoff_seconds", "Seconds until the client may call ServiceNow again after a 429.", nil, nil)
 	descCache    = prometheus.NewDesc("ctibridge_cache_lookups_total", "Caller and agent cache lookups by result.", []string{"cache", "result"}, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descJobs, descErrors, descBudget, descInFlight, desc429, descBackoff, descCache} {
+	for _, d := range []*prometheus.Desc{descJobs, descErrors, descBudget, descInFlight, descConc, descConcMax, descOverload, desc429, descBackoff, descCache} {
 		ch <- d
 	}
 }
@@ -190,6 +193,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descBudget, prometheus.GaugeValue, float64(bs.LimitPerHour), "limit_per_hour")
 	ch <- prometheus.MustNewConstMetric(descBudget, prometheus.GaugeValue, float64(bs.UsedLastHour), "used_last_hour")
 	ch <- prometheus.MustNewConstMetric(descInFlight, prometheus.GaugeValue, float64(bs.InFlight))
+	ch <- prometheus.MustNewConstMetric(descConc, prometheus.GaugeValue, float64(bs.ConcurrencyLimit))
+	ch <- prometheus.MustNewConstMetric(descConcMax, prometheus.GaugeValue, float64(bs.MaxConcurrent))
+	ch <- prometheus.MustNewConstMetric(descOverload, prometheus.CounterValue, float64(bs.Overloaded))
 	ch <- prometheus.MustNewConstMetric(desc429, prometheus.CounterValue, float64(bs.Throttled429))
 	ch <- prometheus.MustNewConstMetric(descBackoff, prometheus.GaugeValue, max(0, time.Until(bs.BackoffUntil).Seconds()))
 	for name, cs := range c.b.cacheStats() {

@@ -39,11 +39,17 @@ const (
 
 // FinderOptions configure a Finder.
 type FinderOptions struct {
-	Region  string        // default region for national numbers (default US)
-	TTL     time.Duration // cache lifetime (default 5m); a hit costs no request
-	Policy  string        // PolicyNone (default) or PolicyLatest
-	Related int           // open incidents and cases to link (default 5; -1 none)
-	Sources []Source      // default DefaultSources()
+	Region string        // default region for national numbers (default US)
+	TTL    time.Duration // cache lifetime (default 5m); a hit costs no request
+	// UnknownTTL is how long a number that no source matches is remembered
+	// as unknown (default 1m, at most TTL; negative: not remembered). It is
+	// shorter than TTL so that a caller added to ServiceNow is found soon,
+	// and long enough that a repeated unknown caller does not cost a lookup
+	// in every source each time.
+	UnknownTTL time.Duration
+	Policy     string   // PolicyNone (default) or PolicyLatest
+	Related    int      // open incidents and cases to link (default 5; -1 none)
+	Sources    []Source // default DefaultSources()
 	// Warner, if set, is told once per window when a table cannot be read
 	// and is skipped.
 	Warner     ctibridge.Warner
@@ -78,6 +84,10 @@ func NewFinder(sn *servicenow.Client, o FinderOptions) *Finder {
 	if o.TTL <= 0 {
 		o.TTL = 5 * time.Minute
 	}
+	if o.UnknownTTL == 0 {
+		o.UnknownTTL = time.Minute
+	}
+	o.UnknownTTL = min(o.UnknownTTL, o.TTL)
 	if o.Policy == "" {
 		o.Policy = PolicyNone
 	}
@@ -105,7 +115,19 @@ func (f *Finder) FindCaller(ctx context.Context, ani string) (ctibridge.Caller, 
 	if n.Withheld {
 		return ctibridge.Caller{Number: n.Raw, Withheld: true}, nil
 	}
-	return f.cached(ctx, n.E164, &f.hits, &f.miss, func(ctx context.Context) (ctibridge.Caller, error) { return f.lookup(ctx, n) })
+	return f.cached(ctx, n.E164, &f.hits, &f.miss, func(ctx context.Context) (ctibridge.Caller, time.Duration, error) {
+		c, err := f.lookup(ctx, n)
+		if unknown(c) {
+			return c, f.o.UnknownTTL, err
+		}
+		return c, f.o.TTL, err
+	})
+}
+
+// unknown reports whether a lookup matched no one: no record, and not
+// several either.
+func unknown(c ctibridge.Caller) bool {
+	return c.User == "" && c.Contact == "" && c.Consumer == "" && len(c.Candidates) == 0
 }
 
 // OpenTasks finds the caller's active incidents and cases, most recent
@@ -115,16 +137,17 @@ func (f *Finder) OpenTasks(ctx context.Context, c ctibridge.Caller) ([]ctibridge
 		return nil, nil
 	}
 	var hits, misses atomic.Int64 // Stats counts caller lookups only
-	t, err := f.cached(ctx, "tasks:"+c.User+"|"+c.Contact+"|"+c.Consumer, &hits, &misses, func(ctx context.Context) (ctibridge.Caller, error) {
+	t, err := f.cached(ctx, "tasks:"+c.User+"|"+c.Contact+"|"+c.Consumer, &hits, &misses, func(ctx context.Context) (ctibridge.Caller, time.Duration, error) {
 		rel, err := f.related(ctx, c)
-		return ctibridge.Caller{Related: rel}, err
+		return ctibridge.Caller{Related: rel}, f.o.TTL, err
 	})
 	return t.Related, err
 }
 
 // cached answers from the cache, or runs lookup once for all who ask
-// meanwhile and caches its result.
-func (f *Finder) cached(ctx context.Context, key string, hits, misses *atomic.Int64, lookup func(context.Context) (ctibridge.Caller, error)) (ctibridge.Caller, error) {
+// meanwhile and caches its result for as long as lookup says (not at all
+// when that is not positive).
+func (f *Finder) cached(ctx context.Context, key string, hits, misses *atomic.Int64, lookup func(context.Context) (ctibridge.Caller, time.Duration, error)) (ctibridge.Caller, error) {
 	f.mu.Lock()
 	if e, ok := f.cache[key]; ok && f.now().Before(e.expires) {
 		f.mu.Unlock()
@@ -134,16 +157,18 @@ func (f *Finder) cached(ctx context.Context, key string, hits, misses *atomic.In
 	f.mu.Unlock()
 	v, err, _ := f.flight.Do(key, func() (any, error) {
 		misses.Add(1)
-		c, err := lookup(ctx)
+		c, ttl, err := lookup(ctx)
 		if err != nil {
 			return nil, err
 		}
-		f.mu.Lock()
-		f.cache[key] = cached{c: c, expires: f.now().Add(f.o.TTL)}
-		if len(f.cache) > 50000 {
-			f.evict()
+		if ttl > 0 {
+			f.mu.Lock()
+			f.cache[key] = cached{c: c, expires: f.now().Add(ttl)}
+			if len(f.cache) > 50000 {
+				f.evict()
+			}
+			f.mu.Unlock()
 		}
-		f.mu.Unlock()
 		return c, nil
 	})
 	if err != nil {

@@ -64,7 +64,7 @@ type Environment struct {
 	Workspace       string        `yaml:"workspace"`
 	RequestsPerHour int           `yaml:"requestsPerHour"` // budget under the instance's rate limit (default 36000; -1 = none)
 	Burst           int           `yaml:"burst"`           // default 50
-	MaxConcurrent   int           `yaml:"maxConcurrent"`   // default 8
+	MaxConcurrent   int           `yaml:"maxConcurrent"`   // the most requests in flight at once (default 64); the client adapts below it
 	Timeout         time.Duration `yaml:"timeout"`         // per request, default 10s
 }
 
@@ -106,7 +106,7 @@ type Lifecycle struct {
 	KeepOpen   bool              `yaml:"keepOpen"`   // leave answered interactions open on release
 	States     ctibridge.States  `yaml:"states"`     // state names (defaults: new, work_in_progress, closed_complete, closed_abandoned)
 	FieldMap   map[string]string `yaml:"fieldMap"`   // call attribute → interaction field, e.g. skillName: u_skill
-	Workers    int               `yaml:"workers"`    // default 8
+	Workers    int               `yaml:"workers"`    // default: the environment's maxConcurrent
 	MaxBackoff time.Duration     `yaml:"maxBackoff"` // default 5m
 	AlertAfter int               `yaml:"alertAfter"` // failed attempts before the error log (default 3)
 	GiveUp     time.Duration     `yaml:"giveUpAfter"`
@@ -126,6 +126,10 @@ type Callers struct {
 	Related  int           `yaml:"related"`  // open incidents/cases linked, default 5, -1 none
 	Sources  []Source      `yaml:"sources"`  // lookup order
 	Disabled bool          `yaml:"disabled"` // no caller lookup at all
+
+	// UnknownTTL is how long a number no source matches is remembered as
+	// unknown (default 1m, at most cacheTTL; negative: not remembered).
+	UnknownTTL time.Duration `yaml:"unknownTTL"`
 }
 
 // Source is one table searched for the caller's number.
@@ -371,7 +375,7 @@ func (c *Config) defaults() {
 			e.Burst = 50
 		}
 		if e.MaxConcurrent == 0 {
-			e.MaxConcurrent = 8
+			e.MaxConcurrent = 64
 		}
 		if e.Timeout == 0 {
 			e.Timeout = 10 * time.Second

@@ -55,12 +55,13 @@ type Point struct {
 
 // Budget is the ServiceNow request budget as the console shows it.
 type Budget struct {
-	LimitPerHour  int
-	UsedLastHour  int
-	InFlight      int
-	MaxConcurrent int
-	Throttled429  int64
-	BackoffUntil  time.Time
+	LimitPerHour     int
+	UsedLastHour     int
+	InFlight         int
+	ConcurrencyLimit int // requests allowed in flight now (adaptive)
+	MaxConcurrent    int // the most the limit may reach
+	Throttled429     int64
+	BackoffUntil     time.Time
 }
 
 // LoginFunc checks the credentials of a login request. When the client may

@@ -19,7 +19,7 @@ type Config struct {
 	KeepOpen  bool              // leave answered interactions open on release
 	FieldMap  map[string]string // call attribute → interaction field
 
-	Workers      int           // concurrent reconcilers (default 8, the client's default concurrency)
+	Workers      int           // concurrent reconcilers (default 8; the bridge gives one per request the client may have in flight)
 	Lease        time.Duration // how long a worker owns a contact (default 2m)
 	JobTimeout   time.Duration // bound on one attempt (default 1m, below Lease)
 	PollInterval time.Duration // how often idle workers look for due work (default 1s)

@@ -2,23 +2,38 @@ package servicenow
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/failsafe-go/failsafe-go/adaptivelimiter"
 	"golang.org/x/time/rate"
 )
 
 // budget keeps the client under the instance's limits: a token bucket for
-// the hourly request rate, a semaphore for concurrency, and a shared
-// back-off after a 429 so the whole client pauses, not just the one call.
+// the hourly request rate, an adaptive limit on requests in flight, and a
+// shared back-off after a 429 so the whole client pauses, not just the one
+// call.
+//
+// The concurrency limit is failsafe-go's adaptive limiter: it compares the
+// latency of recent requests with a slowly moving baseline and raises the
+// limit by one while they stay close (the instance is not queueing our
+// requests), lowers it when latency grows, and never goes above
+// MaxConcurrent. It learns only from latency, so refusals are ours to add:
+// a 429, a 503 or a timeout means the instance is saturated now, and sends
+// the limit back to where it started (startConcurrency, if it is above),
+// from where it climbs again as replies come back quick.
 type budget struct {
 	limit    *rate.Limiter // rate.Inf when there is no hourly budget
 	perHour  int           // in force: configured, or lowered to the instance's rule
 	instance int           // the instance's X-RateLimit-Limit, 0 until seen
-	sem      chan struct{}
+	conc     adaptivelimiter.AdaptiveLimiter[any]
+	maxConc  int // MaxConcurrent: the most the limit may reach
+	start    int // the limit at start and after a refusal
 	inFlight atomic.Int64
 	thrott   atomic.Int64
+	overload atomic.Int64 // refusals and timeouts that cut the limit
 
 	mu      sync.Mutex
 	until   time.Time // no request before this (after a 429)
@@ -26,11 +41,32 @@ type budget struct {
 	stamp   [60]int64 // the minute each slot counts
 }
 
-func newBudget(perHour, burst, concurrent int) *budget {
-	b := &budget{perHour: perHour, sem: make(chan struct{}, concurrent), limit: rate.NewLimiter(rate.Inf, max(burst, 1))}
+// startConcurrency is the concurrency limit at start and after the instance
+// refuses a request. The limit grows by one every two round trips or so: at
+// 300 ms a request, from 16 to the 32 an instance might serve at once takes
+// about 12 seconds (from 8 it took 20, a third of a 500-call burst). 16 is a
+// quarter of the default cap; an instance that serves fewer at once queues
+// them, which the limiter sees as latency and answers by going lower.
+const startConcurrency = 16
+
+func newBudget(perHour, burst, concurrent int, log *slog.Logger) *budget {
+	start := min(startConcurrency, concurrent)
+	b := &budget{perHour: perHour, maxConc: concurrent, start: start, limit: rate.NewLimiter(rate.Inf, max(burst, 1))}
 	if perHour > 0 {
 		b.limit.SetLimit(rate.Limit(float64(perHour) / 3600))
 	}
+	b.conc = adaptivelimiter.NewBuilder[any]().
+		WithLimits(1, uint(concurrent), uint(start)).
+		// A sample of ten replies at least, over twice the quickest reply
+		// (one round trip to send, one to see the effect): the limit moves
+		// as fast as the instance answers.
+		WithRecentWindow(0, 30*time.Second, 10).
+		// Headroom not used is not kept: at most twice what was in flight,
+		// but never below the start (little demand says nothing about the
+		// instance).
+		WithMaxLimitFunc(func(inflight int) float64 { return float64(max(start, 2*inflight)) }).
+		WithLogger(log).
+		Build()
 	return b
 }
 
@@ -51,8 +87,9 @@ func (b *budget) sizeTo(instancePerHour int) {
 	}
 }
 
-// acquire waits for the back-off, a rate token and a concurrency slot.
-func (b *budget) acquire(ctx context.Context) error {
+// acquire waits for the back-off, a rate token and a place under the
+// concurrency limit; the permit it returns goes back through release.
+func (b *budget) acquire(ctx context.Context) (adaptivelimiter.Permit, error) {
 	for {
 		b.mu.Lock()
 		wait := time.Until(b.until)
@@ -64,26 +101,48 @@ func (b *budget) acquire(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return ctx.Err()
+			return nil, ctx.Err()
 		case <-t.C:
 		}
 	}
 	if err := b.limit.Wait(ctx); err != nil {
-		return err
+		return nil, err
 	}
-	select {
-	case b.sem <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
+	p, err := b.conc.AcquirePermit(ctx)
+	if err != nil {
+		return nil, err
 	}
 	b.inFlight.Add(1)
 	b.count(time.Now())
-	return nil
+	return p, nil
 }
 
-func (b *budget) release() {
+// outcome is what one attempt tells the concurrency limit.
+type outcome int
+
+const (
+	replied    outcome = iota // a reply came: its latency counts
+	noReply                   // no reply (refused connection, cancelled): says nothing of the instance's load
+	overloaded                // 429, 503, or no reply in time: the instance is saturated
+)
+
+// release returns the attempt's permit and lets the limit learn from it.
+func (b *budget) release(p adaptivelimiter.Permit, o outcome) {
 	b.inFlight.Add(-1)
-	<-b.sem
+	switch o {
+	case replied:
+		p.Record()
+	case noReply:
+		p.Drop()
+	case overloaded:
+		p.Drop()
+		b.overload.Add(1)
+		// The limiter has no way to be told of a refusal but a reset to its
+		// start; never one that raises the limit.
+		if b.conc.Limit() > b.start {
+			b.conc.Reset()
+		}
+	}
 }
 
 func (b *budget) count(now time.Time) {
@@ -109,20 +168,23 @@ func (b *budget) throttled(d time.Duration) {
 
 // BudgetStats is the client's use of its request budget, for metrics.
 type BudgetStats struct {
-	LimitPerHour  int       // budget in force; 0 = unlimited
-	InstanceLimit int       // the instance's rate-limit rule (X-RateLimit-Limit), 0 if none seen
-	UsedLastHour  int64     // requests sent in the last 60 minutes
-	InFlight      int64     // requests in flight now
-	MaxConcurrent int       // concurrency cap
-	BackoffUntil  time.Time // after a 429, no request before this
-	Throttled429  int64     // 429 answers since start
+	LimitPerHour     int       // budget in force; 0 = unlimited
+	InstanceLimit    int       // the instance's rate-limit rule (X-RateLimit-Limit), 0 if none seen
+	UsedLastHour     int64     // requests sent in the last 60 minutes
+	InFlight         int64     // requests in flight now
+	ConcurrencyLimit int       // requests allowed in flight now: the adaptive limit
+	MaxConcurrent    int       // the most the limit may reach (MaxConcurrent)
+	Overloaded       int64     // 429s, 503s and timeouts that cut the limit, since start
+	BackoffUntil     time.Time // after a 429, no request before this
+	Throttled429     int64     // 429 answers since start
 }
 
 // Budget reports the client's use of its request budget.
 func (c *Client) Budget() BudgetStats {
 	b := c.budget
 	now := time.Now().Unix() / 60
-	s := BudgetStats{InFlight: b.inFlight.Load(), MaxConcurrent: cap(b.sem), Throttled429: b.thrott.Load()}
+	s := BudgetStats{InFlight: b.inFlight.Load(), ConcurrencyLimit: b.conc.Limit(), MaxConcurrent: b.maxConc,
+		Overloaded: b.overload.Load(), Throttled429: b.thrott.Load()}
 	b.mu.Lock()
 	s.LimitPerHour, s.InstanceLimit = b.perHour, b.instance
 	for i := range b.minutes {

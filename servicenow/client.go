@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptrace"
@@ -30,7 +31,11 @@ type Config struct {
 
 	RequestsPerHour int // request budget; default 10000, -1 = unlimited
 	Burst           int // requests allowed at once above the rate; default 20
-	MaxConcurrent   int // requests in flight at once; default 8
+	// MaxConcurrent bounds requests in flight at once (default 64). Within
+	// it the client adapts: it starts at 16, sends more while the instance
+	// answers as quickly as before, and fewer when replies slow down or it
+	// refuses (429, 503) or times out.
+	MaxConcurrent int
 
 	Timeout    time.Duration // per attempt; default 10s
 	Retry      RetryPolicy
@@ -88,7 +93,7 @@ func New(cfg Config) (*Client, error) {
 		cfg.Burst = 20
 	}
 	if cfg.MaxConcurrent <= 0 {
-		cfg.MaxConcurrent = 8
+		cfg.MaxConcurrent = 64
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
@@ -109,8 +114,7 @@ func New(cfg Config) (*Client, error) {
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = "ctibridge"
 	}
-	c := &Client{cfg: cfg, base: u, hc: cfg.HTTPClient, log: cfg.Logger,
-		budget: newBudget(max(0, cfg.RequestsPerHour), cfg.Burst, cfg.MaxConcurrent)}
+	c := &Client{cfg: cfg, base: u, hc: cfg.HTTPClient, log: cfg.Logger}
 	if c.hc == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = cfg.MaxConcurrent
@@ -125,6 +129,7 @@ func New(cfg Config) (*Client, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
+	c.budget = newBudget(max(0, cfg.RequestsPerHour), cfg.Burst, cfg.MaxConcurrent, c.log)
 	switch cfg.Auth.Method {
 	case AuthBasic:
 		c.basic = "Basic " + basicToken(cfg.Auth.Username, cfg.Auth.Password.Reveal())
@@ -429,10 +434,12 @@ func (c *Client) backoff(attempt int) time.Duration {
 }
 
 func (c *Client) attempt(ctx context.Context, cl *call, u string, body []byte, stale int) (err error) {
-	if err := c.budget.acquire(ctx); err != nil {
+	permit, err := c.budget.acquire(ctx)
+	if err != nil {
 		return &Error{Op: cl.op, Table: cl.table, Err: err}
 	}
-	defer c.budget.release()
+	told := noReply
+	defer func() { c.budget.release(permit, told) }()
 	actx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 
@@ -475,16 +482,27 @@ func (c *Client) attempt(ctx context.Context, cl *call, u string, body []byte, s
 		e := &Error{Op: cl.op, Table: cl.table, Err: scrub(err), unsure: sent.Load()}
 		if ctx.Err() != nil {
 			e.Err = ctx.Err()
+		} else if timedOut(err) {
+			told = overloaded // no reply within Timeout: the instance is saturated
 		}
 		return e
 	}
 	defer resp.Body.Close()
 	ri.Status = resp.StatusCode
+	switch resp.StatusCode {
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		told = overloaded
+	default:
+		told = replied
+	}
 	if n, err := strconv.Atoi(resp.Header.Get("X-RateLimit-Limit")); err == nil {
 		c.budget.sizeTo(n)
 	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
 	if err != nil {
+		if told == replied {
+			told = noReply
+		}
 		return &Error{Op: cl.op, Table: cl.table, Status: resp.StatusCode, Err: scrub(err), unsure: true}
 	}
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
@@ -541,6 +559,12 @@ func (c *Client) attempt(ctx context.Context, cl *call, u string, body []byte, s
 		e.unsure = true
 	}
 	return e
+}
+
+// timedOut reports whether a request failed for want of a reply in time.
+func timedOut(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
 // snippet keeps a short, printable part of an unexpected body for errors.
