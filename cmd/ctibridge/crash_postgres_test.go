@@ -76,7 +76,7 @@ func TestThreeBridgesOnePostgresOneKilled(t *testing.T) {
 	seed := crashSeed(t)
 	rng := mrand.New(mrand.NewPCG(seed, seed^0x5eed))
 	dbURL, db := crashDatabase(t)
-	sim, simURL := crashSimulator(t, 40*time.Millisecond)
+	sim, simURL := crashSimulator(t, 120*time.Millisecond) // slow enough that every bridge holds calls at once
 	const leaseFor, workers = 6 * time.Second, 8
 	cfg := leaseConfig(t, leaseFor)
 	var bridges []*serveChild
