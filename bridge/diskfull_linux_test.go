@@ -132,7 +132,7 @@ func TestDiskFull(t *testing.T) {
 	}
 
 	// ServiceNow answers slowly, so work is under way when the disk fills.
-	sim.SetFaults(snowsim.Faults{Latency: 50 * time.Millisecond})
+	sim.SetFaults(snowsim.Faults{Latency: time.Second})
 	var before []string
 	for i := range 10 {
 		id := fmt.Sprint(70000 + i)
