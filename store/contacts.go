@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -342,19 +343,18 @@ type Counts struct {
 }
 
 // countsQuery reads the queue figures without scanning the contacts: the
-// number of calls is a counter kept by the writes that add and purge them,
+// number of calls is a count kept by the writes that add and purge them,
 // the pending ones (parked and retrying are among them) are read from a
 // partial index that holds only pending calls, and the leased ones from a
 // partial index of leases. The cost follows the queue, not the calls stored.
 // One statement, so the figures are one snapshot.
-const countsQuery = `SELECT c.value, p.pending, p.retrying, p.parked, l.running
-	FROM counters c,
+const countsQuery = `SELECT c.calls, p.pending, p.retrying, p.parked, l.running
+	FROM (SELECT COALESCE(SUM(calls), 0) AS calls FROM call_counts) c,
 	(SELECT COUNT(*) AS pending,
 		COALESCE(SUM(CASE WHEN parked = 0 AND attempts > 0 THEN 1 ELSE 0 END), 0) AS retrying,
 		COALESCE(SUM(CASE WHEN parked = 1 THEN 1 ELSE 0 END), 0) AS parked
 		FROM contacts WHERE version > synced_version) p,
-	(SELECT COUNT(*) AS running FROM contacts WHERE lease_until > 0 AND lease_until >= {{now}}) l
-	WHERE c.name = 'contacts'`
+	(SELECT COUNT(*) AS running FROM contacts WHERE lease_until > 0 AND lease_until >= {{now}}) l`
 
 // Counts returns queue figures. It reads through the read pool and never
 // scans every call, so a metrics scrape does not hold up the intake.
@@ -383,7 +383,7 @@ func (s *DB) Purge(ctx context.Context, before time.Time) (calls, entries int64,
 		if calls, err = res.RowsAffected(); err != nil || calls == 0 {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE counters SET value = value - $1 WHERE name = 'contacts'`, calls)
+		_, err = tx.ExecContext(ctx, countCallsSQL, -calls, rand.IntN(callCountShards))
 		return err
 	})
 	if err != nil {

@@ -99,7 +99,10 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		s.db.Close()
 		return nil, err
 	}
-	s.w = newWriter()
+	s.w = newWriter(1)
+	if s.dialect == postgres {
+		s.w.maxLeaders = pgLeaders
+	}
 	s.rdb = s.db
 	if s.dialect == sqlite && !sqliteInMemory(dsn) {
 		// Opened after the migration, which put the file in WAL mode.
@@ -125,6 +128,10 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 
 // readConns is the size of SQLite's read pool.
 const readConns = 4
+
+// pgLeaders is how many batches of events may be written at once on
+// PostgreSQL (see writer.go).
+const pgLeaders = 4
 
 // sqliteInMemory reports whether dsn names an in-memory SQLite database,
 // which a second pool would not share: it is read through its one connection.

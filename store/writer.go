@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,6 +34,11 @@ import (
 // caller that gives up (Studio's 2-second timeout) never aborts the others'
 // transaction; callers only stop waiting.
 //
+// SQLite has one writer, so it has one leader at a time. PostgreSQL has a
+// few (maxLeaders): there a batch spends most of its time in round trips,
+// and a single leader would be one server process against the workers'
+// eight, served that much less often when the database is busy.
+//
 // Each caller still gets its own result. If a batch fails (one event the
 // database refuses, a deadlock with another bridge), it is rolled back and
 // every event in it is tried again in a transaction of its own, so one bad
@@ -51,13 +57,13 @@ var ErrClosed = errors.New("store closed")
 
 // writeReq is one caller waiting for the writer: an event to add, or a ping.
 type writeReq struct {
-	ctx   context.Context
-	ping  bool
-	ev    Event
-	sysID string
-	done  chan writeRes // buffered: a leader never blocks on a caller that left
-	lead  chan struct{} // buffered: this caller is to write the next batch
-	first bool          // set under writer.mu when the lead is handed to it
+	ctx    context.Context
+	ping   bool
+	ev     Event
+	sysID  string
+	done   chan writeRes // buffered: a leader never blocks on a caller that left
+	lead   chan struct{} // buffered: this caller is to write the next batch
+	handed bool          // set under writer.mu when the lead is handed to it
 
 	res writeRes // set by a successful batch
 }
@@ -69,21 +75,22 @@ type writeRes struct {
 }
 
 type writer struct {
-	mu      sync.Mutex
-	idle    *sync.Cond // signalled when a caller stops writing
-	queue   []*writeReq
-	leading bool // a caller is writing, or has been handed the lead
-	running bool // a caller is writing
-	closed  bool
-	ctx     context.Context // cancelled by close: batches under way fail
-	cancel  context.CancelFunc
+	mu         sync.Mutex
+	idle       *sync.Cond // signalled when a caller stops writing
+	queue      []*writeReq
+	maxLeaders int
+	leaders    int // callers writing, or handed the lead
+	running    int // callers writing
+	closed     bool
+	ctx        context.Context // cancelled by close: batches under way fail
+	cancel     context.CancelFunc
 
-	busy    atomic.Bool  // a batch is being written (for tests)
+	busy    atomic.Int32 // batches being written (for tests)
 	commits atomic.Int64 // transactions committed (for tests and benchmarks)
 }
 
-func newWriter() *writer {
-	w := &writer{}
+func newWriter(maxLeaders int) *writer {
+	w := &writer{maxLeaders: maxLeaders}
 	w.idle = sync.NewCond(&w.mu)
 	w.ctx, w.cancel = context.WithCancel(context.Background())
 	return w
@@ -107,8 +114,10 @@ func (s *DB) submit(r *writeReq) writeRes {
 		return writeRes{err: ErrClosed}
 	}
 	w.queue = append(w.queue, r)
-	leader := !w.leading
-	w.leading = true
+	leader := w.leaders < w.maxLeaders
+	if leader {
+		w.leaders++
+	}
 	w.mu.Unlock()
 	if leader {
 		s.lead()
@@ -116,12 +125,19 @@ func (s *DB) submit(r *writeReq) writeRes {
 	for {
 		select {
 		case res := <-r.done:
+			// Handed the lead while queued, then written in another
+			// leader's batch: still lead once, or the lead is lost.
+			select {
+			case <-r.lead:
+				s.lead()
+			default:
+			}
 			return res
 		case <-r.lead:
 			s.lead()
 		case <-r.ctx.Done():
 			w.mu.Lock()
-			handed := r.first
+			handed := r.handed
 			if !handed {
 				if i := slices.Index(w.queue, r); i >= 0 {
 					w.queue = slices.Delete(w.queue, i, i+1)
@@ -147,27 +163,28 @@ func (s *DB) submit(r *writeReq) writeRes {
 func (s *DB) lead() {
 	w := s.w
 	w.mu.Lock()
-	w.running = true
+	w.running++
 	n := min(len(w.queue), maxBatch)
 	batch := slices.Clone(w.queue[:n])
 	w.queue = slices.Delete(w.queue, 0, n)
 	w.mu.Unlock()
 	if n > 0 {
-		w.busy.Store(true)
+		w.busy.Add(1)
 		s.writeRound(w.ctx, batch)
-		w.busy.Store(false)
+		w.busy.Add(-1)
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.running = false
+	w.running--
 	w.idle.Broadcast()
-	if len(w.queue) == 0 {
-		w.leading = false
-		return
+	for _, next := range w.queue {
+		if !next.handed { // another leader's successor leads its own batch
+			next.handed = true
+			next.lead <- struct{}{}
+			return
+		}
 	}
-	next := w.queue[0]
-	next.first = true
-	next.lead <- struct{}{}
+	w.leaders--
 }
 
 // queued reports how many requests wait for a batch (for tests).
@@ -189,7 +206,7 @@ func (w *writer) close() {
 	}
 	w.queue = nil
 	w.cancel()
-	for w.running {
+	for w.running > 0 {
 		w.idle.Wait()
 	}
 }
@@ -273,9 +290,12 @@ func (s *DB) writeBatch(ctx context.Context, batch []*writeReq) error {
 // The writer's statements. Those taking rows are written for n rows (see
 // rowsPerStatement); on SQLite they are prepared once, for a few sizes.
 const (
-	pingSQL          = `UPDATE meta SET value = $1 WHERE key = 'last_ping'`
-	countContactsSQL = `UPDATE counters SET value = value + $1 WHERE name = 'contacts'`
+	pingSQL       = `UPDATE meta SET value = $1 WHERE key = 'last_ping'`
+	countCallsSQL = `UPDATE call_counts SET calls = calls + $1 WHERE shard = $2`
 )
+
+// callCountShards is the number of rows of call_counts (see the schema).
+const callCountShards = 16
 
 // insertContactsSQL: args now, then master_id and sys_id for each row.
 func insertContactsSQL(n int) string {
@@ -348,7 +368,7 @@ func (s *DB) prepareWriter(ctx context.Context) error {
 		return nil
 	}
 	s.prepared = map[string]*sql.Stmt{}
-	texts := []string{pingSQL, countContactsSQL}
+	texts := []string{pingSQL, countCallsSQL}
 	for _, n := range preparedRows {
 		bump, _ := s.withClock(bumpSQL(n), time.Time{}, make([]any, 2*n+1)...)
 		texts = append(texts, insertContactsSQL(n), insertEventsSQL(n), s.readContactsSQL(n), bump)
@@ -498,10 +518,10 @@ func (s *DB) addEvents(ctx context.Context, tx writerTx, at time.Time, reqs []*w
 		after[c.MasterID] = c
 	}
 
-	// Last, so that on PostgreSQL the one row every bridge updates is
-	// locked only for the commit.
+	// Last, so that on PostgreSQL the count's row is locked only for the
+	// commit.
 	if len(created) > 0 {
-		if _, err := tx.ExecContext(ctx, countContactsSQL, len(created)); err != nil {
+		if _, err := tx.ExecContext(ctx, countCallsSQL, len(created), rand.IntN(callCountShards)); err != nil {
 			return fmt.Errorf("count contacts: %w", err)
 		}
 	}
