@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -260,5 +262,45 @@ func TestSimulateVerifyNeedsTheSimulatorAdmin(t *testing.T) {
 		"--wait", "1s", "--verify", url + "/nothing-here"}, &out, &out)
 	if err == nil || !strings.Contains(err.Error(), "no ServiceNow simulator there") {
 		t.Errorf("not a simulator: %v", err)
+	}
+}
+
+// TestWaitWatchesTheQueue: while the bridge's queue holds work, the wait
+// for sync reads the queue from /metrics instead of asking after every
+// call (which would cost the bridge a read per call per round and slow
+// down what is measured); once the queue is empty, each call is checked
+// once.
+func TestWaitWatchesTheQueue(t *testing.T) {
+	var mu sync.Mutex
+	scrapes, statuses, queued := 0, 0, 5
+	bridge := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case r.Method == "POST":
+			fmt.Fprint(w, `{}`)
+		case r.URL.Path == "/metrics":
+			scrapes++
+			fmt.Fprintf(w, "# HELP ctibridge_jobs Calls by queue state.\nctibridge_jobs{state=\"parked\"} 7\nctibridge_jobs{state=\"pending\"} %d\nctibridge_jobs{state=\"running\"} 0\n", queued)
+			queued = max(queued-1, 0)
+		default:
+			statuses++
+			fmt.Fprint(w, `{"inSync":true}`)
+		}
+	}))
+	defer bridge.Close()
+	var out bytes.Buffer
+	err := simulate.Main(context.Background(), []string{"--bridge", bridge.URL, "--key", "k-0123456789abcdef",
+		"--calls", "10", "--dup", "0", "--wait", "30s"}, &out, &out)
+	if err != nil {
+		t.Fatalf("simulate: %v\n%s", err, out.String())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(out.String(), "10/10 calls in sync") {
+		t.Errorf("report:\n%s", out.String())
+	}
+	if scrapes < 6 || statuses != 10 {
+		t.Errorf("%d scrapes of /metrics and %d status requests for 10 calls; want the queue watched until empty (6 scrapes), then one status request per call", scrapes, statuses)
 	}
 }

@@ -87,11 +87,11 @@ func (s *DB) AddEvent(ctx context.Context, ev Event, sysID string) (c Contact, a
 // events are one transaction: a claim whose events cannot be read (the
 // database went away in between) does not hold the contact for a lease.
 func (s *DB) Claim(ctx context.Context, owner string, lease time.Duration) (*Contact, []Event, error) {
-	q, args := s.claimQuery(owner, lease)
 	var claimed *Contact
 	var evs []Event
-	var evErr error
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *writerTx) error {
+		claimed, evs = nil, nil
+		q, args := s.claimQuery(owner, lease)
 		c, err := scanContact(tx.QueryRowContext(ctx, q, args...))
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
@@ -99,14 +99,13 @@ func (s *DB) Claim(ctx context.Context, owner string, lease time.Duration) (*Con
 		if err != nil {
 			return err
 		}
-		evs, evErr = queryAll(ctx, tx, "claim: events of "+c.MasterID, scanEvent,
-			`SELECT `+eventCols+` FROM events WHERE master_id = $1 ORDER BY id`, c.MasterID)
+		evs, err = collect(ctx, tx, scanEvent, `SELECT `+eventCols+` FROM events WHERE master_id = $1 ORDER BY id`, c.MasterID)
+		if err != nil {
+			return fmt.Errorf("events of %s: %w", c.MasterID, err)
+		}
 		claimed = &c
-		return evErr
+		return nil
 	})
-	if evErr != nil {
-		return nil, nil, evErr
-	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: claim: %w", err)
 	}
@@ -139,14 +138,30 @@ func (s *DB) Done(ctx context.Context, owner, masterID string, syncedVersion int
 // repeated, so that whoever works on the call next, after a crash, knows
 // to check them first. ErrLeaseLost if the lease is no longer owner's.
 func (s *DB) Checkpoint(ctx context.Context, owner, masterID string, synced []byte) error {
-	res, err := s.exec(ctx, `UPDATE contacts SET synced = $3 WHERE master_id = $1 AND lease_owner = $2`, masterID, owner, string(synced))
+	err := s.leased(ctx, `UPDATE contacts SET synced = $3 WHERE master_id = $1 AND lease_owner = $2`, masterID, owner, string(synced))
 	if err != nil {
 		return fmt.Errorf("store: checkpoint %s: %w", masterID, err)
 	}
-	if n, _ := res.RowsAffected(); n != 1 {
-		return fmt.Errorf("store: checkpoint %s: %w", masterID, ErrLeaseLost)
-	}
 	return nil
+}
+
+// leased runs a write to one leased call (q, whose first two arguments are
+// the call and the lease's owner): ErrLeaseLost if it changed nothing.
+func (s *DB) leased(ctx context.Context, q string, args ...any) error {
+	lost := false
+	err := s.write(ctx, func(ctx context.Context, tx *writerTx) error {
+		res, err := tx.ExecContext(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		lost = n != 1
+		return err
+	})
+	if err == nil && lost {
+		err = ErrLeaseLost
+	}
+	return err
 }
 
 // Defer records a failed attempt: progress made (synced), the error, and when to
@@ -171,12 +186,8 @@ func (s *DB) release(ctx context.Context, now time.Time, owner, masterID, set st
 	args = append(args, ms(now))
 	q, args := s.withClock(`UPDATE contacts SET `+set+`, lease_owner = '', lease_until = 0, updated_at = $`+fmt.Sprint(len(args))+
 		` WHERE master_id = $1 AND lease_owner = $2`, now, args...)
-	res, err := s.exec(ctx, q, args...)
-	if err != nil {
+	if err := s.leased(ctx, q, args...); err != nil {
 		return fmt.Errorf("store: release %s: %w", masterID, err)
-	}
-	if n, _ := res.RowsAffected(); n != 1 {
-		return fmt.Errorf("store: release %s: %w", masterID, ErrLeaseLost)
 	}
 	return nil
 }

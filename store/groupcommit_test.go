@@ -178,6 +178,82 @@ func testGroupCommitSharesOneTransaction(t *testing.T, b bundle) {
 	}
 }
 
+// testWorkerWritesJoinTheBatch: on SQLite, the workers' claims,
+// checkpoints and releases that arrive while the writer is busy share the
+// events' next transaction, and each still gets its own answer: claims
+// take different calls, a release whose lease is gone is refused without
+// undoing the others. (On PostgreSQL they are transactions of their own.)
+func testWorkerWritesJoinTheBatch(t *testing.T, b bundle) {
+	// Three calls due, two of them claimed beforehand.
+	for _, m := range []string{"a", "b", "c", "d"} {
+		mustAdd(t, b, ev(m, "queued", "q"))
+	}
+	ca, _, err := b.db.Claim(b.ctx, "w1", time.Minute)
+	if err != nil || ca == nil {
+		t.Fatalf("claim: %v, %v", ca, err)
+	}
+	cb, _, err := b.db.Claim(b.ctx, "w2", time.Minute)
+	if err != nil || cb == nil {
+		t.Fatalf("claim: %v, %v", cb, err)
+	}
+	release, blocker := blockWriter(t, b)
+	commits := b.db.w.commits.Load()
+	type claimed struct {
+		c   *Contact
+		evs []Event
+		err error
+	}
+	var wg sync.WaitGroup
+	claims := make([]claimed, 2)
+	var checkpoint, done, lost error
+	wg.Go(func() { checkpoint = b.db.Checkpoint(b.ctx, "w1", ca.MasterID, []byte(`{"step":1}`)) })
+	wg.Go(func() { done = b.db.Done(b.ctx, "w2", cb.MasterID, cb.Version, []byte(`{"done":1}`)) })
+	wg.Go(func() { lost = b.db.Done(b.ctx, "nobody", ca.MasterID, ca.Version, nil) })
+	for i := range claims {
+		wg.Go(func() {
+			c, evs, err := b.db.Claim(b.ctx, fmt.Sprint("w", 3+i), time.Minute)
+			claims[i] = claimed{c, evs, err}
+		})
+	}
+	if b.db.dialect == sqlite {
+		waitFor(t, "the workers' writes are queued behind the busy writer", func() bool { return b.db.w.queued() == 5 })
+	} else {
+		wait(t, &wg) // not held up by the events' batch
+	}
+	release()
+	if r := result(t, blocker); r.err != nil {
+		t.Fatal(r.err)
+	}
+	wait(t, &wg)
+	if n := b.db.w.commits.Load() - commits; b.db.dialect == sqlite && n != 2 {
+		t.Errorf("5 worker writes queued behind a busy writer took %d transactions (with the one it was busy with); want 2", n)
+	}
+	if checkpoint != nil || done != nil {
+		t.Errorf("checkpoint: %v, done: %v; want both stored", checkpoint, done)
+	}
+	if !errors.Is(lost, ErrLeaseLost) {
+		t.Errorf("a release by a worker without the lease: %v; want ErrLeaseLost", lost)
+	}
+	got := map[string]bool{}
+	for i, cl := range claims {
+		if cl.err != nil || cl.c == nil || len(cl.evs) == 0 {
+			t.Fatalf("claim %d: %+v", i, cl)
+		}
+		got[cl.c.MasterID] = true
+	}
+	if len(got) != 2 || got[ca.MasterID] || got[cb.MasterID] {
+		t.Errorf("two claims in one batch took %v; want the two unclaimed calls, one each", got)
+	}
+	c, _, err := b.db.Contact(b.ctx, ca.MasterID)
+	if err != nil || string(c.Synced) != `{"step":1}` {
+		t.Errorf("checkpointed call: %+v, %v", c, err)
+	}
+	c, _, err = b.db.Contact(b.ctx, cb.MasterID)
+	if err != nil || c.Pending() {
+		t.Errorf("released call: %+v, %v; want synced", c, err)
+	}
+}
+
 // testGroupCommitDedupes: inside one batch, an event repeating one stored
 // before, and an event repeating one earlier in the same batch, are
 // duplicates (added=false, nothing changed), exactly as if the events had

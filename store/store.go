@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
@@ -54,7 +55,8 @@ type DB struct {
 	w   *writer
 	// gate orders the writes on SQLite's one connection; nil on PostgreSQL.
 	gate *gate
-	// prepared holds the writer's statements on SQLite (see prepareWriter).
+	// prepared holds the writer's statements on SQLite (see prepare).
+	prepMu   sync.Mutex
 	prepared map[string]*sql.Stmt
 	dialect  dialect
 	now      func() time.Time
@@ -119,10 +121,6 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 			return nil, fmt.Errorf("store: connect for reading: %w", err)
 		}
 	}
-	if err := s.prepareWriter(ctx); err != nil {
-		s.Close()
-		return nil, err
-	}
 	return s, nil
 }
 
@@ -173,9 +171,11 @@ func sqliteReadDSN(path string) string {
 func (s *DB) Close() error {
 	s.w.close()
 	var err error
+	s.prepMu.Lock()
 	for _, st := range s.prepared {
 		err = errors.Join(err, st.Close())
 	}
+	s.prepMu.Unlock()
 	err = errors.Join(err, s.db.Close())
 	if s.rdb != s.db {
 		err = errors.Join(err, s.rdb.Close())

@@ -94,6 +94,7 @@ func TestStore(t *testing.T) {
 		"GroupCommitDedupes":         testGroupCommitDedupes,
 		"GroupCommitBadEventAlone":   testGroupCommitBadEventFailsAlone,
 		"GroupCommitVersions":        testGroupCommitVersionsUnderLoad,
+		"WorkerWritesJoinTheBatch":   testWorkerWritesJoinTheBatch,
 		"CallersWhoGiveUp":           testCallersWhoGiveUp,
 		"CallersGivingUpUnderLoad":   testGroupCommitCallersGivingUpUnderLoad,
 		"ReadsDoNotWaitForWrites":    testReadsDoNotWaitForWrites,

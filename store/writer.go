@@ -55,12 +55,18 @@ const batchTimeout = 30 * time.Second
 // ErrClosed is returned for writes asked of a store that has been closed.
 var ErrClosed = errors.New("store closed")
 
-// writeReq is one caller waiting for the writer: an event to add, or a ping.
+// writeReq is one caller waiting for the writer: an event to add, a ping,
+// or (on SQLite) a worker's write, op.
 type writeReq struct {
-	ctx    context.Context
-	ping   bool
-	ev     Event
-	sysID  string
+	ctx   context.Context
+	ping  bool
+	ev    Event
+	sysID string
+	// op is a worker's write (claim, checkpoint, release): run in the
+	// batch's transaction after its events. It may run more than once (in a
+	// batch that fails, then alone), so it sets what it reports afresh each
+	// time; an error it returns fails the transaction it runs in.
+	op     func(ctx context.Context, q *writerTx) error
 	done   chan writeRes // buffered: a leader never blocks on a caller that left
 	lead   chan struct{} // buffered: this caller is to write the next batch
 	handed bool          // set under writer.mu when the lead is handed to it
@@ -264,27 +270,52 @@ func (s *DB) writeRound(ctx context.Context, batch []*writeReq) {
 func (s *DB) writeBatch(ctx context.Context, batch []*writeReq) error {
 	at := s.now()
 	now := ms(at)
-	var evs []*writeReq
+	var evs, ops []*writeReq
 	ping := false
 	for _, r := range batch {
-		if r.ping {
+		switch {
+		case r.ping:
 			ping = true
-		} else {
+		case r.op != nil:
+			ops = append(ops, r)
+		default:
 			evs = append(evs, r)
 		}
 	}
-	return s.writeTx(ctx, true, func(tx *sql.Tx) error {
-		q := writerTx{s, tx}
+	q := &writerTx{s: s}
+	err := s.writeTx(ctx, true, func(tx *sql.Tx) error {
+		q.tx = tx
 		if ping {
 			if _, err := q.ExecContext(ctx, pingSQL, strconv.FormatInt(now, 10)); err != nil {
 				return fmt.Errorf("write check: %w", err)
 			}
 		}
-		if len(evs) == 0 {
-			return nil
+		if len(evs) > 0 {
+			if err := s.addEvents(ctx, q, at, evs); err != nil {
+				return err
+			}
 		}
-		return s.addEvents(ctx, q, at, evs)
+		for _, r := range ops {
+			if err := r.op(ctx, q); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
+	s.prepare(ctx, q.unprepared)
+	return err
+}
+
+// write runs fn in a write transaction. On SQLite it joins the writer's
+// next batch: the workers' claims and releases share the events'
+// transaction and fsync, which on a busy bridge cost more than all their
+// statements. On PostgreSQL, which commits concurrent transactions
+// together itself, it is a transaction of its own.
+func (s *DB) write(ctx context.Context, fn func(ctx context.Context, q *writerTx) error) error {
+	if s.dialect == sqlite {
+		return s.submit(&writeReq{ctx: ctx, op: fn}).err
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error { return fn(ctx, &writerTx{s: s, tx: tx}) })
 }
 
 // The writer's statements. Those taking rows are written for n rows (see
@@ -360,53 +391,87 @@ func bumpSQL(n int) string {
 	return q.String()
 }
 
-// prepareWriter prepares the writer's statements on SQLite, where parsing
-// them would cost a lone event more than writing it. (On PostgreSQL, pgx
-// keeps prepared statements itself.)
-func (s *DB) prepareWriter(ctx context.Context) error {
-	if s.dialect != sqlite {
-		return nil
-	}
-	s.prepared = map[string]*sql.Stmt{}
-	texts := []string{pingSQL, countCallsSQL}
-	for _, n := range preparedRows {
-		bump, _ := s.withClock(bumpSQL(n), time.Time{}, make([]any, 2*n+1)...)
-		texts = append(texts, insertContactsSQL(n), insertEventsSQL(n), s.readContactsSQL(n), bump)
+// prepare prepares, on SQLite, the writer's statements that ran without a
+// prepared form (texts), so that they are parsed once, not on every run:
+// parsing a statement costs more than a lone event's write. It runs after
+// the transaction, which holds SQLite's one write connection. The writer's
+// statements are a fixed set (the rows of a statement come in the sizes
+// of preparedRows), so the cache is bounded. On PostgreSQL, pgx caches
+// prepared statements itself.
+func (s *DB) prepare(ctx context.Context, texts []string) {
+	if s.dialect != sqlite || len(texts) == 0 {
+		return
 	}
 	for _, q := range texts {
+		s.prepMu.Lock()
+		_, done := s.prepared[q]
+		s.prepMu.Unlock()
+		if done {
+			continue
+		}
 		st, err := s.db.PrepareContext(ctx, q)
 		if err != nil {
-			return fmt.Errorf("store: prepare: %w", err)
+			continue // run unprepared, and tried again next time
 		}
-		s.prepared[q] = st
+		s.prepMu.Lock()
+		if s.prepared == nil {
+			s.prepared = map[string]*sql.Stmt{}
+		}
+		if _, dup := s.prepared[q]; dup {
+			st.Close()
+		} else {
+			s.prepared[q] = st
+		}
+		s.prepMu.Unlock()
 	}
-	return nil
 }
 
 // writerTx runs the writer's statements in a transaction, through their
-// prepared form when there is one.
+// prepared form when there is one, and notes those without one.
 type writerTx struct {
-	s  *DB
-	tx *sql.Tx
+	s          *DB
+	tx         *sql.Tx
+	unprepared []string
 }
 
-func (w writerTx) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	if st := w.s.prepared[q]; st != nil {
-		return w.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+func (w *writerTx) stmt(ctx context.Context, q string) *sql.Stmt {
+	if w.s.dialect != sqlite {
+		return nil
+	}
+	w.s.prepMu.Lock()
+	st := w.s.prepared[q]
+	w.s.prepMu.Unlock()
+	if st == nil {
+		w.unprepared = append(w.unprepared, q)
+		return nil
+	}
+	return w.tx.StmtContext(ctx, st)
+}
+
+func (w *writerTx) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if st := w.stmt(ctx, q); st != nil {
+		return st.QueryContext(ctx, args...)
 	}
 	return w.tx.QueryContext(ctx, q, args...)
 }
 
-func (w writerTx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	if st := w.s.prepared[q]; st != nil {
-		return w.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+func (w *writerTx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	if st := w.stmt(ctx, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return w.tx.QueryRowContext(ctx, q, args...)
+}
+
+func (w *writerTx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if st := w.stmt(ctx, q); st != nil {
+		return st.ExecContext(ctx, args...)
 	}
 	return w.tx.ExecContext(ctx, q, args...)
 }
 
 type eventKey struct{ master, dedupe string }
 
-func (s *DB) addEvents(ctx context.Context, tx writerTx, at time.Time, reqs []*writeReq) error {
+func (s *DB) addEvents(ctx context.Context, tx *writerTx, at time.Time, reqs []*writeReq) error {
 	now := ms(at)
 	// The calls of the batch, sorted: rows are inserted and locked in the
 	// same order by every bridge, which keeps two bridges' batches from
@@ -550,12 +615,12 @@ func (s *DB) addEvents(ctx context.Context, tx writerTx, at time.Time, reqs []*w
 	return nil
 }
 
-// preparedRows are the statement sizes prepared on SQLite, largest first.
+// preparedRows are the statement sizes used on SQLite, largest first.
 var preparedRows = []int{64, 16, 4, 1}
 
 // rowsPerStatement is how many of n rows left the writer puts in its next
 // statement. On PostgreSQL, all of them: each statement is a round trip. On
-// SQLite, the largest prepared size that fits (see prepareWriter): a
+// SQLite, the largest prepared size that fits (see prepare): a
 // statement costs no round trip there, but parsing one costs more than
 // writing a lone event.
 func (s *DB) rowsPerStatement(n int) int {
