@@ -131,8 +131,8 @@ func contactID(tag string, n int) string { return fmt.Sprintf("%s%07d", tag, n) 
 // sending their events back to back.
 func (o Options) timed() bool { return o.AnswerAfter.Mid > 0 || o.Talk.Mid > 0 }
 
-// newCall makes call n, starting at start: a quarter abandoned after their
-// wait, the rest answered after it, a third of those transferred midway
+// newCall makes call n, starting at start: some (o.Abandon) abandoned
+// after their wait, the rest answered after it, a third of those transferred midway
 // through the talk, and released after the talk. Without --answer-after
 // and --talk the events are due at once, stamped 20 s, 60 s and 120 s
 // apart as before.
@@ -159,7 +159,7 @@ func (o Options) newCall(rng *rand.Rand, tag string, n int, start time.Time) *ca
 	}
 	evs := []timedEvent{{event{id, "queued", map[string]any{"contactId": contactID(tag, n), "ani": c.ani,
 		"dnis": "8005550100", "skill": "42", "skillName": "Support", "occurredAt": stamp(0)}}, 0}}
-	c.abandoned = rng.Float64() < 0.25
+	c.abandoned = rng.Float64() < o.Abandon
 	if c.abandoned {
 		released = wait
 		if !o.timed() {

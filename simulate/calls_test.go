@@ -1,6 +1,7 @@
 package simulate
 
 import (
+	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -43,7 +44,7 @@ func TestParseSpread(t *testing.T) {
 // transferred (a third of answered calls) midway through the talk; released
 // after it. occurredAt says the same. Without them, events are due at once.
 func TestCallsLastAsReal(t *testing.T) {
-	o := Options{Prefix: "t-", AnswerAfter: Spread{30 * time.Second, 20 * time.Second}, Talk: Spread{3 * time.Minute, 2 * time.Minute}}
+	o := Options{Prefix: "t-", Abandon: 0.25, AnswerAfter: Spread{30 * time.Second, 20 * time.Second}, Talk: Spread{3 * time.Minute, 2 * time.Minute}}
 	rng := rand.New(rand.NewPCG(1, 2))
 	start := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 	const n = 3000
@@ -98,6 +99,25 @@ func TestCallsLastAsReal(t *testing.T) {
 	for j := range p.events {
 		if p.at[j] != 0 {
 			t.Errorf("without --answer-after and --talk, %s is due after %s", p.events[j].kind, p.at[j])
+		}
+	}
+}
+
+// TestAbandonRate: --abandon sets the share of calls hung up before an
+// agent answers; with 0 every call is answered (calls in flight for a soak).
+func TestAbandonRate(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	start := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	for _, rate := range []float64{0, 0.5, 1} {
+		o := Options{Prefix: "t-", Abandon: rate, AnswerAfter: Spread{Mid: time.Second}, Talk: Spread{Mid: time.Hour}}
+		abandoned := 0
+		for i := range 2000 {
+			if o.newCall(rng, "123456", i, start).abandoned {
+				abandoned++
+			}
+		}
+		if got := float64(abandoned) / 2000; math.Abs(got-rate) > 0.05 {
+			t.Errorf("--abandon %g: %.2f of calls abandoned", rate, got)
 		}
 	}
 }

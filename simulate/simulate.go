@@ -46,6 +46,7 @@ type Options struct {
 	Rate        float64       // calls started per second (0 = as fast as possible)
 	Concurrency int           // requests in flight
 	DupRate     float64       // fraction of events sent twice
+	Abandon     float64       // fraction of calls abandoned (released unanswered)
 	Shuffle     bool          // send each call's events in random order
 	// AnswerAfter is the queue wait: an answered call's agent answers, an
 	// abandoned call's caller hangs up, this long after it was queued.
@@ -366,6 +367,8 @@ func (o Options) check() error {
 		return errors.New("simulate: --rate must not be negative (0 = as fast as possible)")
 	case o.DupRate < 0 || o.DupRate > 1:
 		return errors.New("simulate: --dup must be a fraction from 0 to 1")
+	case o.Abandon < 0 || o.Abandon > 1:
+		return errors.New("simulate: --abandon must be a fraction from 0 to 1")
 	case o.Verify != "" && o.Wait <= 0:
 		return errors.New("simulate: --verify needs --wait (how long to wait for ServiceNow to reflect every call before checking it)")
 	}
@@ -532,6 +535,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&o.Rate, "rate", 0, "new calls per second (0 = as fast as possible)")
 	fs.IntVar(&o.Concurrency, "concurrency", 16, "requests in flight")
 	fs.Float64Var(&o.DupRate, "dup", 0.1, "fraction of events sent twice, as Studio retries do")
+	fs.Float64Var(&o.Abandon, "abandon", 0.25, "fraction of calls the caller hangs up on before an agent answers")
 	fs.BoolVar(&o.Shuffle, "shuffle", false, "send each call's events in random order")
 	fs.Var(&o.AnswerAfter, "answer-after", "queue wait before an agent answers (or an abandoned call hangs up): 30s, or 30s±20s drawn uniformly")
 	fs.Var(&o.Talk, "talk", "how long an answered call lasts (a transfer comes midway): 3m, or 3m±2m drawn uniformly")

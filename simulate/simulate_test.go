@@ -182,7 +182,7 @@ func TestVerifyCountsLostAndDuplicated(t *testing.T) {
 	sim, url := bridgetest.Simulator(t, snowsim.Options{})
 	cfg := bridgetest.Config(t, url, map[string]string{"CTIBRIDGE_SN_REQUESTS_PER_HOUR": "-1"})
 	_, base := bridgetest.Serve(t, cfg)
-	o := simulate.Options{Bridge: base, Key: bridgetest.Key, Calls: 10, Prefix: "v-", Wait: time.Minute,
+	o := simulate.Options{Bridge: base, Key: bridgetest.Key, Calls: 10, Prefix: "v-", Wait: time.Minute, Abandon: 0.25,
 		Verify: url, VerifyUser: "admin", VerifyPassword: "admin"}
 	res, err := simulate.Run(context.Background(), o)
 	if err != nil || res.Synced != 10 {
