@@ -440,7 +440,7 @@ func waitSynced(ctx context.Context, c *http.Client, o Options, calls []*call) i
 		if queued(ctx, c, o) > 0 {
 			select {
 			case <-ctx.Done():
-			case <-time.After(50 * time.Millisecond):
+			case <-time.After(100 * time.Millisecond):
 			}
 			continue
 		}
@@ -481,6 +481,7 @@ func waitSynced(ctx context.Context, c *http.Client, o Options, calls []*call) i
 // /metrics, or -1 if that cannot be read.
 func queued(ctx context.Context, c *http.Client, o Options) int {
 	req, _ := http.NewRequestWithContext(ctx, "GET", o.Bridge+"/metrics", nil)
+	req.Header.Set("Accept-Encoding", "identity") // compressing it would cost the bridge more than sending it
 	resp, err := c.Do(req)
 	if err != nil {
 		return -1
