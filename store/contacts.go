@@ -149,7 +149,7 @@ func (s *DB) Checkpoint(ctx context.Context, owner, masterID string, synced []by
 // the call and the lease's owner): ErrLeaseLost if it changed nothing.
 func (s *DB) leased(ctx context.Context, q string, args ...any) error {
 	lost := false
-	err := s.write(ctx, func(ctx context.Context, tx *writerTx) error {
+	err := s.write1(ctx, func(ctx context.Context, tx *writerTx) error {
 		res, err := tx.ExecContext(ctx, q, args...)
 		if err != nil {
 			return err

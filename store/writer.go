@@ -318,6 +318,15 @@ func (s *DB) write(ctx context.Context, fn func(ctx context.Context, q *writerTx
 	return s.tx(ctx, func(tx *sql.Tx) error { return fn(ctx, &writerTx{s: s, tx: tx}) })
 }
 
+// write1 is write for one statement: on PostgreSQL it runs on its own,
+// without a transaction around it (one round trip, not three).
+func (s *DB) write1(ctx context.Context, fn func(ctx context.Context, q *writerTx) error) error {
+	if s.dialect == sqlite {
+		return s.write(ctx, fn)
+	}
+	return fn(ctx, &writerTx{s: s, db: s.db})
+}
+
 // The writer's statements. Those taking rows are written for n rows (see
 // rowsPerStatement); on SQLite they are prepared once, for a few sizes.
 const (
@@ -431,6 +440,7 @@ func (s *DB) prepare(ctx context.Context, texts []string) {
 type writerTx struct {
 	s          *DB
 	tx         *sql.Tx
+	db         *sql.DB // instead of tx, for a statement on its own (write1)
 	unprepared []string
 }
 
@@ -448,25 +458,39 @@ func (w *writerTx) stmt(ctx context.Context, q string) *sql.Stmt {
 	return w.tx.StmtContext(ctx, st)
 }
 
+// sqlRunner is what a *sql.Tx and a *sql.DB have in common.
+type sqlRunner interface {
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
+	ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
+}
+
+func (w *writerTx) runner() sqlRunner {
+	if w.tx == nil {
+		return w.db
+	}
+	return w.tx
+}
+
 func (w *writerTx) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
 	if st := w.stmt(ctx, q); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
-	return w.tx.QueryContext(ctx, q, args...)
+	return w.runner().QueryContext(ctx, q, args...)
 }
 
 func (w *writerTx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
 	if st := w.stmt(ctx, q); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
-	return w.tx.QueryRowContext(ctx, q, args...)
+	return w.runner().QueryRowContext(ctx, q, args...)
 }
 
 func (w *writerTx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
 	if st := w.stmt(ctx, q); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
-	return w.tx.ExecContext(ctx, q, args...)
+	return w.runner().ExecContext(ctx, q, args...)
 }
 
 type eventKey struct{ master, dedupe string }
