@@ -117,7 +117,7 @@ func (s *DB) Claim(ctx context.Context, owner string, lease time.Duration) (*Con
 func (s *DB) claimQuery(owner string, lease time.Duration) (string, []any) {
 	lock := ""
 	if s.dialect == postgres {
-		lock = " FOR UPDATE SKIP LOCKED"
+		lock = " FOR NO KEY UPDATE SKIP LOCKED" // not FOR UPDATE: events inserted meanwhile (a foreign key to the row) need not wait
 	}
 	return s.withClock(`UPDATE contacts SET lease_owner = $1, lease_until = {{now}} + $2
 		WHERE master_id = (SELECT master_id FROM contacts

@@ -379,7 +379,7 @@ func (s *DB) readContactsSQL(n int) string {
 	}
 	q.WriteString(`) ORDER BY master_id`)
 	if s.dialect == postgres {
-		q.WriteString(` FOR UPDATE`)
+		q.WriteString(` FOR NO KEY UPDATE`) // the keys stay: other batches' events for these calls need not wait
 	}
 	return q.String()
 }
