@@ -87,9 +87,10 @@ func (b *budget) sizeTo(instancePerHour int) {
 	}
 }
 
-// acquire waits for the back-off, a rate token and a place under the
-// concurrency limit; the permit it returns goes back through release.
-func (b *budget) acquire(ctx context.Context) (adaptivelimiter.Permit, error) {
+// acquire waits for the back-off, a rate token for each of the n requests
+// an HTTP request counts as (a batch counts its items), and one place under
+// the concurrency limit; the permit it returns goes back through release.
+func (b *budget) acquire(ctx context.Context, n int) (adaptivelimiter.Permit, error) {
 	for {
 		b.mu.Lock()
 		wait := time.Until(b.until)
@@ -105,15 +106,19 @@ func (b *budget) acquire(ctx context.Context) (adaptivelimiter.Permit, error) {
 		case <-t.C:
 		}
 	}
-	if err := b.limit.Wait(ctx); err != nil {
-		return nil, err
+	for left := n; left > 0; {
+		k := min(left, b.limit.Burst()) // WaitN refuses more than the burst at once
+		if err := b.limit.WaitN(ctx, k); err != nil {
+			return nil, err
+		}
+		left -= k
 	}
 	p, err := b.conc.AcquirePermit(ctx)
 	if err != nil {
 		return nil, err
 	}
 	b.inFlight.Add(1)
-	b.count(time.Now())
+	b.count(time.Now(), n)
 	return p, nil
 }
 
@@ -145,14 +150,14 @@ func (b *budget) release(p adaptivelimiter.Permit, o outcome) {
 	}
 }
 
-func (b *budget) count(now time.Time) {
+func (b *budget) count(now time.Time, n int) {
 	m := now.Unix() / 60
 	i := m % 60
 	b.mu.Lock()
 	if b.stamp[i] != m {
 		b.stamp[i], b.minutes[i] = m, 0
 	}
-	b.minutes[i]++
+	b.minutes[i] += int64(n)
 	b.mu.Unlock()
 }
 
@@ -170,8 +175,8 @@ func (b *budget) throttled(d time.Duration) {
 type BudgetStats struct {
 	LimitPerHour     int       // budget in force; 0 = unlimited
 	InstanceLimit    int       // the instance's rate-limit rule (X-RateLimit-Limit), 0 if none seen
-	UsedLastHour     int64     // requests sent in the last 60 minutes
-	InFlight         int64     // requests in flight now
+	UsedLastHour     int64     // requests sent in the last 60 minutes, each item of a batch counted
+	InFlight         int64     // HTTP requests in flight now (a batch is one)
 	ConcurrencyLimit int       // requests allowed in flight now: the adaptive limit
 	MaxConcurrent    int       // the most the limit may reach (MaxConcurrent)
 	Overloaded       int64     // 429s, 503s and timeouts that cut the limit, since start

@@ -1,7 +1,8 @@
 // Package servicenow is ctibridge's one door to a ServiceNow instance's
 // Table API: typed records, an encoded-query builder that escapes values,
 // basic and OAuth authentication, short retries that are safe for creates,
-// and a request budget that keeps a busy bridge under the instance's limits.
+// a request budget that keeps a busy bridge under the instance's limits, and
+// batches that carry several requests in one round trip (Batch API).
 package servicenow
 
 import (
@@ -22,6 +23,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/ctibridge/ctibridge"
 )
 
 // Config configures a Client. Zero values take the defaults noted.
@@ -43,8 +46,15 @@ type Config struct {
 	Logger     *slog.Logger // default: discard
 	UserAgent  string
 
-	// Observe, if set, is told about every request (metrics).
+	// Observe, if set, is told about every request (metrics). A batch is
+	// one request, of table "batch".
 	Observe func(RequestInfo)
+
+	// NoBatch sends every request on its own, never through the Batch API
+	// (Client.Batch).
+	NoBatch bool
+	// Warner, if set, is told when the instance refuses the Batch API.
+	Warner ctibridge.Warner
 }
 
 // RetryPolicy bounds the client's own short retries of transient failures.
@@ -58,7 +68,7 @@ type RetryPolicy struct {
 
 // RequestInfo describes one request, for metrics.
 type RequestInfo struct {
-	Op       string // read, list, create, update, delete, oauth
+	Op       string // read, list, create, update, delete, batch, oauth
 	Table    string
 	Method   string
 	Status   int // 0 = no reply
@@ -75,6 +85,7 @@ type Client struct {
 	budget *budget
 	tokens *tokens
 	basic  string
+	batch  batchState
 }
 
 // New checks cfg and builds a client. It does not contact the instance.
@@ -191,24 +202,16 @@ func (o ListOptions) values() url.Values {
 // ACLs hide every matching row from the integration user (real instances
 // answer so, not with 403).
 func (c *Client) List(ctx context.Context, table string, opts ListOptions) ([]Record, error) {
-	var out []Record
-	cl := &call{op: "list", method: http.MethodGet, table: table, query: opts.values(), out: &out, safe: true}
-	err := c.do(ctx, cl)
-	if err == nil && !opts.NoCount && opts.Offset == 0 && len(out) == 0 && cl.total > 0 {
-		return nil, &Error{Op: "list", Table: table, Status: http.StatusOK, Message: "rows hidden",
-			Detail: fmt.Sprintf("%d records match, but ACLs hide every one from the integration user", cl.total), Err: ErrRowsHidden}
-	}
-	return out, err
+	r := ListRequest(table, opts)
+	c.send(ctx, r)
+	return r.Records()
 }
 
 // Get reads one record by sys_id.
 func (c *Client) Get(ctx context.Context, table, sysID string) (Record, error) {
-	if err := checkSysID(table, sysID); err != nil {
-		return nil, err
-	}
-	var out Record
-	err := c.do(ctx, &call{op: "read", method: http.MethodGet, table: table, sysID: sysID, out: &out, safe: true})
-	return out, err
+	r := GetRequest(table, sysID)
+	c.send(ctx, r)
+	return r.Record()
 }
 
 // InsertOptions shape an insert.
@@ -235,30 +238,9 @@ type InsertOptions struct {
 // glide.db.loguser allows it, and hardened instances turn that off. So a
 // refused create is never judged by its text: the sys_id is read back.
 func (c *Client) Insert(ctx context.Context, table string, fields map[string]string, opts InsertOptions) (Record, error) {
-	body := make(map[string]string, len(fields)+1)
-	for k, v := range fields {
-		body[k] = v
-	}
-	if opts.SysID != "" {
-		if err := checkSysID(table, opts.SysID); err != nil {
-			return nil, err
-		}
-		body["sys_id"] = opts.SysID
-	}
-	var out Record
-	cl := &call{op: "create", method: http.MethodPost, table: table, body: body, out: &out, safe: opts.SysID != ""}
-	err := c.do(ctx, cl)
-	var se *Error
-	if opts.SysID != "" && errors.As(err, &se) && (se.Status == http.StatusForbidden || se.Status == http.StatusConflict) {
-		return c.existing(ctx, table, opts.SysID, cl.ambiguous() || opts.MayExist, se)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if opts.SysID != "" && out.SysID() != opts.SysID {
-		return out, fmt.Errorf("%w: asked for %s, got %s in %s", ErrSysIDIgnored, opts.SysID, out.SysID(), table)
-	}
-	return out, nil
+	r := InsertRequest(table, fields, opts)
+	c.send(ctx, r)
+	return r.Record()
 }
 
 // existing tells why a create with a chosen sys_id was refused, by reading
@@ -356,8 +338,13 @@ func (cl *call) ambiguous() bool { return cl.unsure > 0 }
 
 // do runs a call with retries. A failure after any attempt of unknown
 // outcome says MayHaveApplied.
-func (c *Client) do(ctx context.Context, cl *call) error {
-	err := c.retry(ctx, cl)
+func (c *Client) do(ctx context.Context, cl *call) error { return c.resume(ctx, cl, nil) }
+
+// resume is do for a call whose first attempt may have been made already,
+// in a batch: first is that attempt's failure (nil: no attempt yet). The
+// call goes on from there as it would have alone.
+func (c *Client) resume(ctx context.Context, cl *call, first error) error {
+	err := c.retry(ctx, cl, first)
 	var se *Error
 	if cl.ambiguous() && errors.As(err, &se) {
 		se.unsure = true
@@ -365,27 +352,41 @@ func (c *Client) do(ctx context.Context, cl *call) error {
 	return err
 }
 
-func (c *Client) retry(ctx context.Context, cl *call) error {
+// target returns the call's path and query, relative to the instance, and
+// its JSON body.
+func (cl *call) target() (*url.URL, []byte, error) {
 	if !validTable(cl.table) {
-		return &Error{Op: cl.op, Table: cl.table, Message: "invalid table name", Err: errConfig}
+		return nil, nil, &Error{Op: cl.op, Table: cl.table, Message: "invalid table name", Err: errConfig}
 	}
-	u := *c.base
-	u.Path = "/api/now/table/" + cl.table
+	u := &url.URL{Path: "/api/now/table/" + cl.table, RawQuery: cl.query.Encode()}
 	if cl.sysID != "" {
 		u.Path += "/" + cl.sysID
 	}
-	u.RawQuery = cl.query.Encode()
 	var body []byte
 	if cl.body != nil {
 		var err error
 		if body, err = json.Marshal(cl.body); err != nil {
-			return &Error{Op: cl.op, Table: cl.table, Err: err}
+			return nil, nil, &Error{Op: cl.op, Table: cl.table, Err: err}
 		}
 	}
+	return u, body, nil
+}
+
+func (c *Client) retry(ctx context.Context, cl *call, first error) error {
+	rel, body, err := cl.target()
+	if err != nil {
+		return err
+	}
+	u := *c.base
+	u.Path, u.RawQuery = rel.Path, rel.RawQuery
 	reauthed := false
 	stale := 0
 	for attempt := 1; ; attempt++ {
-		err := c.attempt(ctx, cl, u.String(), body, stale)
+		err := first
+		if first == nil {
+			err = c.attempt(ctx, cl, u.String(), body, stale)
+		}
+		first = nil
 		var se *Error
 		if err == nil || !errors.As(err, &se) {
 			return err
@@ -433,39 +434,73 @@ func (c *Client) backoff(attempt int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-func (c *Client) attempt(ctx context.Context, cl *call, u string, body []byte, stale int) (err error) {
-	permit, err := c.budget.acquire(ctx)
+func (c *Client) attempt(ctx context.Context, cl *call, u string, body []byte, stale int) error {
+	return c.exchange(ctx, exchange{op: cl.op, table: cl.table, method: cl.method, url: u, body: body, stale: stale,
+		requests: 1, timeout: c.cfg.Timeout, read: func(r reply) error { return c.outcome(cl, r) }})
+}
+
+// exchange is one HTTP request to the instance: a Table API request, or a
+// batch of them.
+type exchange struct {
+	op, table, method, url string
+	body                   []byte
+	stale                  int // the OAuth token generation refused last, 0 if none
+	requests               int // what it counts as in the hourly budget
+	timeout                time.Duration
+	// batch: the reply's latency is the sum of its items' and says
+	// nothing of the instance's load.
+	batch bool
+	read  func(reply) error // turns the reply into the outcome
+}
+
+// reply is what came back from the instance.
+type reply struct {
+	status int
+	header http.Header
+	body   []byte
+	gen    int // the OAuth token generation the request carried
+}
+
+// exchange sends x under the budget and returns read's outcome of the
+// reply, or an *Error when none came.
+func (c *Client) exchange(ctx context.Context, x exchange) (err error) {
+	permit, err := c.budget.acquire(ctx, x.requests)
 	if err != nil {
-		return &Error{Op: cl.op, Table: cl.table, Err: err}
+		return &Error{Op: x.op, Table: x.table, Err: err}
 	}
 	told := noReply
-	defer func() { c.budget.release(permit, told) }()
-	actx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer func() {
+		if x.batch && told == replied {
+			told = noReply
+		}
+		c.budget.release(permit, told)
+	}()
+	actx, cancel := context.WithTimeout(ctx, x.timeout)
 	defer cancel()
 
 	auth, gen := c.basic, 0
 	if c.tokens != nil {
-		if auth, gen, err = c.tokens.header(actx, stale); err != nil {
+		if auth, gen, err = c.tokens.header(actx, x.stale); err != nil {
 			var se *Error
 			if errors.As(err, &se) {
-				se.Op, se.Table = cl.op+" (oauth)", cl.table
+				se.Op, se.Table = x.op+" (oauth)", x.table
 			}
 			return err
 		}
 	}
 	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
+	if x.body != nil {
+		rd = bytes.NewReader(x.body)
 	}
 	// Whether the request left: a failure before that applied nothing.
 	var sent atomic.Bool
 	trace := &httptrace.ClientTrace{WroteHeaders: func() { sent.Store(true) }}
-	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(actx, trace), cl.method, u, rd)
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(actx, trace), x.method, x.url, rd)
 	if err != nil {
-		return &Error{Op: cl.op, Table: cl.table, Err: errConfig}
+		return &Error{Op: x.op, Table: x.table, Err: errConfig}
 	}
 	req.Header.Set("Accept", "application/json")
-	if body != nil {
+	if x.body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("User-Agent", c.cfg.UserAgent)
@@ -473,17 +508,17 @@ func (c *Client) attempt(ctx context.Context, cl *call, u string, body []byte, s
 
 	start := time.Now()
 	resp, err := c.hc.Do(req)
-	ri := RequestInfo{Op: cl.op, Table: cl.table, Method: cl.method}
+	ri := RequestInfo{Op: x.op, Table: x.table, Method: x.method}
 	defer func() { ri.Duration, ri.Err = time.Since(start), err; c.observe(ri) }()
 	if err != nil {
 		// A request that never left (a refused connection, a cancel before
 		// sending) applied nothing; once sent, it may have been applied,
 		// whether the reply was lost or the wait for it cancelled.
-		e := &Error{Op: cl.op, Table: cl.table, Err: scrub(err), unsure: sent.Load()}
+		e := &Error{Op: x.op, Table: x.table, Err: scrub(err), unsure: sent.Load()}
 		if ctx.Err() != nil {
 			e.Err = ctx.Err()
 		} else if timedOut(err) {
-			told = overloaded // no reply within Timeout: the instance is saturated
+			told = overloaded // no reply within the timeout: the instance is saturated
 		}
 		return e
 	}
@@ -495,65 +530,72 @@ func (c *Client) attempt(ctx context.Context, cl *call, u string, body []byte, s
 	default:
 		told = replied
 	}
-	if n, err := strconv.Atoi(resp.Header.Get("X-RateLimit-Limit")); err == nil {
-		c.budget.sizeTo(n)
-	}
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		if told == replied {
 			told = noReply
 		}
-		return &Error{Op: cl.op, Table: cl.table, Status: resp.StatusCode, Err: scrub(err), unsure: true}
+		return &Error{Op: x.op, Table: x.table, Status: resp.StatusCode, Err: scrub(err), unsure: true}
 	}
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		cl.total, _ = strconv.Atoi(resp.Header.Get("X-Total-Count"))
-		if cl.out == nil || resp.StatusCode == http.StatusNoContent {
+	return x.read(reply{status: resp.StatusCode, header: resp.Header, body: raw, gen: gen})
+}
+
+// outcome turns a Table API reply into the call's result: cl.out filled
+// in, or an *Error saying what the instance refused and whether trying
+// again may help.
+func (c *Client) outcome(cl *call, r reply) error {
+	if n, err := strconv.Atoi(r.header.Get("X-RateLimit-Limit")); err == nil {
+		c.budget.sizeTo(n)
+	}
+	if r.status >= 200 && r.status < 300 {
+		cl.total, _ = strconv.Atoi(r.header.Get("X-Total-Count"))
+		if cl.out == nil || r.status == http.StatusNoContent {
 			return nil
 		}
 		var env struct {
 			Result json.RawMessage `json:"result"`
 		}
-		if err := json.Unmarshal(raw, &env); err != nil || len(env.Result) == 0 {
+		if err := json.Unmarshal(r.body, &env); err != nil || len(env.Result) == 0 {
 			// A hibernating or waking instance, or a proxy's page, answers
 			// 200 with HTML: worth trying again later.
-			return &Error{Op: cl.op, Table: cl.table, Status: resp.StatusCode, Message: "unreadable reply",
-				Detail: snippet(raw), Err: errUnreadableReply, unsure: true}
+			return &Error{Op: cl.op, Table: cl.table, Status: r.status, Message: "unreadable reply",
+				Detail: snippet(r.body), Err: errUnreadableReply, unsure: true}
 		}
 		if err := json.Unmarshal(env.Result, cl.out); err != nil {
-			return &Error{Op: cl.op, Table: cl.table, Status: resp.StatusCode, Message: "unexpected result shape", Detail: err.Error()}
+			return &Error{Op: cl.op, Table: cl.table, Status: r.status, Message: "unexpected result shape", Detail: err.Error()}
 		}
 		return nil
 	}
-	e := &Error{Op: cl.op, Table: cl.table, Status: resp.StatusCode, authGen: gen}
+	e := &Error{Op: cl.op, Table: cl.table, Status: r.status, authGen: r.gen}
 	var env struct {
 		Error struct {
 			Message string `json:"message"`
 			Detail  any    `json:"detail"`
 		} `json:"error"`
 	}
-	if json.Unmarshal(raw, &env) == nil && env.Error.Message != "" {
+	if json.Unmarshal(r.body, &env) == nil && env.Error.Message != "" {
 		e.Message = env.Error.Message
 		if d, ok := env.Error.Detail.(string); ok {
 			e.Detail = d
 		}
 	} else {
-		e.Detail = snippet(raw)
+		e.Detail = snippet(r.body)
 	}
-	if ra := resp.Header.Get("Retry-After"); ra != "" {
+	if ra := r.header.Get("Retry-After"); ra != "" {
 		if s, err := strconv.Atoi(strings.TrimSpace(ra)); err == nil && s >= 0 {
 			e.RetryAfter = time.Duration(s) * time.Second
 		} else if t, err := http.ParseTime(ra); err == nil {
 			e.RetryAfter = max(0, time.Until(t))
 		}
 	}
-	if resp.StatusCode == http.StatusTooManyRequests {
+	if r.status == http.StatusTooManyRequests {
 		d := e.RetryAfter
 		if d == 0 {
 			d = c.backoff(2)
 		}
 		c.budget.throttled(d)
 	}
-	if resp.StatusCode >= 500 || resp.StatusCode == http.StatusRequestTimeout {
+	if r.status >= 500 || r.status == http.StatusRequestTimeout {
 		// 502/504 from a proxy, or a 500 after a partial write: the
 		// instance may have applied the request.
 		e.unsure = true

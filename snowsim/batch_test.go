@@ -218,8 +218,8 @@ func TestBatchSubRequestsAreTableRequests(t *testing.T) {
 	if e := byID["limited"]; e.StatusCode != 429 || e.header("Retry-After") == "" || e.header("X-RateLimit-Rule") == "" {
 		t.Errorf("fifth Table API request with a limit of 4: %d %+v", e.StatusCode, e.Headers)
 	}
-	if st := s.s.Stats(); st.Total != 5 || st.Batches != 1 {
-		t.Errorf("stats: %d Table API requests, %d batches; want 5, 1", st.Total, st.Batches)
+	if st := s.s.Stats(); st.Total != 5 || st.Batches != 1 || st.HTTPRequests != 1 {
+		t.Errorf("stats: %d Table API requests, %d batches, %d HTTP requests; want 5, 1, 1", st.Total, st.Batches, st.HTTPRequests)
 	}
 }
 
@@ -254,8 +254,8 @@ func TestBatchRefusals(t *testing.T) {
 	if r := off.do("POST", "/api/now/v1/batch", admin, ok); r.status != 400 || r.errMessage() != "Requested URI does not represent any resource" {
 		t.Errorf("Batch API off: %d %s", r.status, r.raw)
 	}
-	if st := off.s.Stats(); st.Total != 0 {
-		t.Errorf("the Batch API off ran %d Table API requests", st.Total)
+	if st := off.s.Stats(); st.Total != 0 || st.Batches != 0 || st.HTTPRequests != 1 {
+		t.Errorf("the Batch API off: %d Table API requests, %d batches, %d HTTP requests; want 0, 0, 1 (the refused one)", st.Total, st.Batches, st.HTTPRequests)
 	}
 }
 

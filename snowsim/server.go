@@ -82,12 +82,15 @@ type FailNext struct {
 
 // Stats counts Table API requests and the sessions they opened. A Batch
 // API request counts once in Batches, and each of its sub-requests counts
-// as a Table API request in Total and ByTable.
+// as a Table API request in Total and ByTable (as the rate limit counts
+// them). HTTPRequests counts the HTTP requests to /api/ paths, refused ones
+// included: round trips, where a batch is one.
 type Stats struct {
 	Total           int64                       `json:"total"`
 	ByTable         map[string]map[string]int64 `json:"byTable"`
 	SessionsCreated int64                       `json:"sessionsCreated"`
 	Batches         int64                       `json:"batches"`
+	HTTPRequests    int64                       `json:"httpRequests"`
 	// PeakConcurrent is the most Table API and Batch API requests served
 	// at once (with or without Options.Capacity); Rejected counts those
 	// answered 429 because Options.Capacity was reached and its queue was
@@ -562,6 +565,11 @@ func copyRow(r map[string]string) map[string]string {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/api/") {
+		s.mu.Lock()
+		s.stats.HTTPRequests++
+		s.mu.Unlock()
+	}
 	switch {
 	case r.URL.Path == "/oauth_token.do":
 		s.serveOAuth(w, r)
