@@ -196,6 +196,13 @@ func (f *Finder) evict() {
 func (f *Finder) lookup(ctx context.Context, n Number) (ctibridge.Caller, error) {
 	c := ctibridge.Caller{Number: n.E164}
 	spell := Spellings(n)
+	type search struct {
+		src Source
+		req *servicenow.Request
+		err error // the query could not be written
+	}
+	var searches []search
+	var reqs []*servicenow.Request
 	for _, src := range f.o.Sources {
 		if f.skipped(src.Table) {
 			continue
@@ -223,10 +230,26 @@ func (f *Finder) lookup(ctx context.Context, n Number) (ctibridge.Caller, error)
 		q.OrderByDesc("sys_updated_on")
 		qs, err := q.Encode()
 		if err != nil {
-			return c, err
+			searches = append(searches, search{src: src, err: err})
+			continue
 		}
 		// Counted, so that matches hidden by ACLs show (200, a count, no rows).
-		recs, err := f.sn.List(ctx, src.Table, servicenow.ListOptions{Query: qs, Fields: fields, Limit: 10, ExcludeReferenceLink: true})
+		req := servicenow.ListRequest(src.Table, servicenow.ListOptions{Query: qs, Fields: fields, Limit: 10, ExcludeReferenceLink: true})
+		searches = append(searches, search{src: src, req: req})
+		reqs = append(reqs, req)
+	}
+	// Every source in one round trip where the instance serves batches;
+	// else one source at a time, up to the first that matches. Either way
+	// the answers are read in the sources' order, and the first source that
+	// matches wins.
+	f.sn.Prefetch(ctx, reqs...)
+	for _, s := range searches {
+		src := s.src
+		if s.err != nil {
+			return c, s.err
+		}
+		f.sn.Batch(ctx, s.req) // unless prefetched
+		recs, err := s.req.Records()
 		if f.refused(ctx, src.Table, string(ctibridge.StepIdentify), err) || f.hidden(ctx, src.Table, err) {
 			continue
 		}
@@ -291,19 +314,19 @@ func (f *Finder) related(ctx context.Context, c ctibridge.Caller) ([]ctibridge.R
 	type search struct {
 		table string
 		q     *servicenow.QueryBuilder
+		req   *servicenow.Request
 	}
-	var searches []search
+	var searches []*search
 	if c.User != "" {
-		searches = append(searches, search{"incident", servicenow.Query().Eq("active", "true").Eq("caller_id", c.User)})
+		searches = append(searches, &search{table: "incident", q: servicenow.Query().Eq("active", "true").Eq("caller_id", c.User)})
 	}
 	switch {
 	case c.Contact != "":
-		searches = append(searches, search{"sn_customerservice_case", servicenow.Query().Eq("active", "true").Eq("contact", c.Contact)})
+		searches = append(searches, &search{table: "sn_customerservice_case", q: servicenow.Query().Eq("active", "true").Eq("contact", c.Contact)})
 	case c.Consumer != "":
-		searches = append(searches, search{"sn_customerservice_case", servicenow.Query().Eq("active", "true").Eq("consumer", c.Consumer)})
+		searches = append(searches, &search{table: "sn_customerservice_case", q: servicenow.Query().Eq("active", "true").Eq("consumer", c.Consumer)})
 	}
-	var out []ctibridge.Related
-	var updated []string
+	var reqs []*servicenow.Request
 	for _, s := range searches {
 		if f.skipped(s.table) {
 			continue
@@ -312,8 +335,18 @@ func (f *Finder) related(ctx context.Context, c ctibridge.Caller) ([]ctibridge.R
 		if err != nil {
 			return nil, err
 		}
-		recs, err := f.sn.List(ctx, s.table, servicenow.ListOptions{Query: qs, Fields: []string{"sys_id", "number", "sys_updated_on"},
+		s.req = servicenow.ListRequest(s.table, servicenow.ListOptions{Query: qs, Fields: []string{"sys_id", "number", "sys_updated_on"},
 			Limit: f.o.Related, NoCount: true})
+		reqs = append(reqs, s.req)
+	}
+	f.sn.Batch(ctx, reqs...) // incidents and cases in one round trip
+	var out []ctibridge.Related
+	var updated []string
+	for _, s := range searches {
+		if s.req == nil {
+			continue // skipped
+		}
+		recs, err := s.req.Records()
 		if f.refused(ctx, s.table, string(ctibridge.StepLink), err) {
 			continue
 		}

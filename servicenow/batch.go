@@ -97,6 +97,16 @@ func (c *Client) Batching() bool {
 // Batch API, every request is sent on its own, and requests go one by one
 // for an hour, with one warning (Config.Warner) and a log line.
 func (c *Client) Batch(ctx context.Context, reqs ...*Request) {
+	c.Prefetch(ctx, reqs...)
+	for _, r := range reqs {
+		c.send(ctx, r)
+	}
+}
+
+// Prefetch is Batch for a caller that may not need every answer: it sends
+// reqs in one round trip when it can, and otherwise leaves them unsent, for
+// the caller to send one at a time (Batch) only those it comes to need.
+func (c *Client) Prefetch(ctx context.Context, reqs ...*Request) {
 	var todo []*Request
 	for _, r := range reqs {
 		if !r.done {
@@ -104,12 +114,7 @@ func (c *Client) Batch(ctx context.Context, reqs ...*Request) {
 		}
 	}
 	if len(todo) > 1 && c.Batching() {
-		if err := c.sendBatch(ctx, todo); !errors.Is(err, ErrNoBatchAPI) {
-			return
-		}
-	}
-	for _, r := range todo {
-		c.send(ctx, r)
+		c.sendBatch(ctx, todo)
 	}
 }
 
@@ -122,9 +127,10 @@ func (c *Client) CheckBatch(ctx context.Context) error {
 	return c.sendBatch(ctx, []*Request{ListRequest("sys_user", ListOptions{Fields: []string{"sys_id"}, Limit: 1, NoCount: true})})
 }
 
-// sendBatch sends reqs in one batch and settles each. It returns the
-// batch's own failure, if any: one matching ErrNoBatchAPI leaves every
-// request unsent; after any other, each request went on alone.
+// sendBatch sends reqs in one batch and settles each, but those the batch
+// left unserviced. It returns the batch's own failure, if any: one matching
+// ErrNoBatchAPI leaves every request unsent; after any other, each request
+// went on alone.
 func (c *Client) sendBatch(ctx context.Context, reqs []*Request) error {
 	batch := batchRequest{BatchRequestID: strconv.FormatUint(c.batch.seq.Add(1), 10)}
 	var items []*Request
@@ -170,8 +176,7 @@ func (c *Client) sendBatch(ctx context.Context, reqs []*Request) error {
 	}
 	for i, r := range items {
 		switch {
-		case unserviced[i]:
-			c.send(ctx, r)
+		case unserviced[i]: // not run: left to be sent alone
 		case results[i] == nil:
 			c.settle(ctx, r, nil)
 		default:
@@ -218,7 +223,7 @@ func (c *Client) readBatch(r reply, items []*Request, results []error, unservice
 	}
 	for _, id := range out.UnservicedRequests {
 		if i, ok := index(id); ok {
-			answered[i], unserviced[i] = true, true // not run: safe to send on its own
+			answered[i], unserviced[i] = true, true
 		}
 	}
 	for i, ok := range answered {

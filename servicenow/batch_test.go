@@ -267,7 +267,8 @@ func (w *warned) Warn(_ context.Context, key, _, message string, _ time.Duration
 
 // TestBatchRefusedFallsBack: an instance that refuses the Batch API (as
 // the simulator's --no-batch-api does) gets every request on its own, with
-// the results they would have had; the client then sends one by one without
+// the results they would have had (Prefetch leaves them to be sent as
+// needed); the client then sends one by one without
 // asking again for an hour, warns once and logs it, and uses batches again
 // once the instance serves them.
 func TestBatchRefusedFallsBack(t *testing.T) {
@@ -316,6 +317,10 @@ func TestBatchRefusedFallsBack(t *testing.T) {
 			t.Fatal("a new client does not use the Batch API")
 		}
 		reqs := lookups()
+		c.Prefetch(context.Background(), reqs...)
+		if reqs[0].Sent() || reqs[1].Sent() {
+			t.Error("Prefetch sent requests one by one when the batch was refused")
+		}
 		c.Batch(context.Background(), reqs...)
 		check("refused", reqs, 2, 0) // the refused batch is answered by the wrapper, not the simulator
 		if c.Batching() {
