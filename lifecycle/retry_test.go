@@ -20,8 +20,12 @@ import (
 // down is a ServiceNow that answers every request with 503.
 type down struct{}
 
-func (down) insert(context.Context, string, string, map[string]string, bool) (inserted, error) {
-	return inserted{}, &servicenow.Error{Op: "create", Status: http.StatusServiceUnavailable}
+func (down) insertAll(_ context.Context, _ string, rows []newRow) ([]inserted, []error) {
+	errs := make([]error, len(rows))
+	for i := range errs {
+		errs[i] = &servicenow.Error{Op: "create", Status: http.StatusServiceUnavailable}
+	}
+	return make([]inserted, len(rows)), errs
 }
 func (down) patch(context.Context, string, string, map[string]string, bool) (map[string]string, error) {
 	return nil, &servicenow.Error{Op: "update", Status: http.StatusServiceUnavailable}
@@ -112,9 +116,13 @@ func (m *memSN) store(sysID string, fields map[string]string) map[string]string 
 	return maps.Clone(rec)
 }
 
-func (m *memSN) insert(_ context.Context, _, sysID string, f map[string]string, _ bool) (inserted, error) {
-	rec := m.store(sysID, f)
-	return inserted{sysID: sysID, number: rec["number"], modCount: rec["sys_mod_count"], record: rec}, nil
+func (m *memSN) insertAll(_ context.Context, _ string, rows []newRow) ([]inserted, []error) {
+	var res []inserted
+	for _, r := range rows {
+		rec := m.store(r.sysID, r.fields)
+		res = append(res, inserted{sysID: r.sysID, number: rec["number"], modCount: rec["sys_mod_count"], record: rec})
+	}
+	return res, make([]error, len(rows))
 }
 func (m *memSN) patch(_ context.Context, _, sysID string, f map[string]string, _ bool) (map[string]string, error) {
 	m.patches++

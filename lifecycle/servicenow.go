@@ -13,11 +13,30 @@ import (
 // snowClient adapts the ServiceNow client to what the reconciler needs.
 type snowClient struct{ c *servicenow.Client }
 
-func (s snowClient) insert(ctx context.Context, table, sysID string, fields map[string]string, mayExist bool) (inserted, error) {
-	rec, err := s.c.Insert(ctx, table, fields, servicenow.InsertOptions{SysID: sysID, MayExist: mayExist})
+// insert is insertAll for one record.
+func insert(ctx context.Context, sn tableAPI, table, sysID string, fields map[string]string, mayExist bool) (inserted, error) {
+	res, errs := sn.insertAll(ctx, table, []newRow{{sysID: sysID, fields: fields, mayExist: mayExist}})
+	return res[0], errs[0]
+}
+
+func (s snowClient) insertAll(ctx context.Context, table string, rows []newRow) ([]inserted, []error) {
+	reqs := make([]*servicenow.Request, len(rows))
+	for i, r := range rows {
+		reqs[i] = servicenow.InsertRequest(table, r.fields, servicenow.InsertOptions{SysID: r.sysID, MayExist: r.mayExist})
+	}
+	s.c.Batch(ctx, reqs...)
+	res, errs := make([]inserted, len(rows)), make([]error, len(rows))
+	for i, r := range reqs {
+		res[i], errs[i] = insertResult(r.Record())
+	}
+	return res, errs
+}
+
+// insertResult reads an insert's outcome in the reconciler's terms.
+func insertResult(rec servicenow.Record, err error) (inserted, error) {
 	switch {
 	case errors.Is(err, servicenow.ErrUnconfirmed):
-		return inserted{sysID: sysID, unconfirmed: true}, nil
+		return inserted{sysID: rec.SysID(), unconfirmed: true}, nil
 	case errors.Is(err, servicenow.ErrDuplicateSysID):
 		return inserted{}, errExists
 	case errors.Is(err, servicenow.ErrSysIDIgnored):
@@ -77,14 +96,23 @@ func flat(rec servicenow.Record) map[string]string {
 // tableAPI is the part of ServiceNow the reconciler writes to, in its own
 // terms. snowClient (servicenow_adapter.go) implements it over the client.
 type tableAPI interface {
-	// insert creates a record with a chosen sys_id; mayExist says an
-	// earlier attempt whose outcome is unknown may have created it.
-	insert(ctx context.Context, table, sysID string, fields map[string]string, mayExist bool) (inserted, error)
+	// insertAll creates records of one table, each with a chosen sys_id,
+	// in one round trip where the instance serves batches. Each result is
+	// what creating the record alone would have given.
+	insertAll(ctx context.Context, table string, rows []newRow) ([]inserted, []error)
 	// patch updates a record and returns it as stored. With once, an
 	// attempt of unknown outcome is not repeated and the error satisfies
 	// mayHaveApplied: used for writes that append to a journal.
 	patch(ctx context.Context, table, sysID string, fields map[string]string, once bool) (map[string]string, error)
 	get(ctx context.Context, table, sysID string) (map[string]string, error)
+}
+
+// newRow is a record to create with a chosen sys_id; mayExist says an
+// earlier attempt whose outcome is unknown may have created it.
+type newRow struct {
+	sysID    string
+	fields   map[string]string
+	mayExist bool
 }
 
 type inserted struct {

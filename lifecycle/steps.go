@@ -47,7 +47,7 @@ func (r *Reconciler) sync(ctx context.Context, masterID, sysID string, call ctib
 		// The create carries no work notes: a create is retried whenever
 		// its outcome is unknown, and which notes an earlier attempt
 		// carried could not be told. Notes follow in an update.
-		res, err := r.sn.insert(ctx, r.cfg.Table, s.SysID, maps.Clone(d.fields), false)
+		res, err := insert(ctx, r.sn, r.cfg.Table, s.SysID, maps.Clone(d.fields), false)
 		switch {
 		case errors.Is(err, errExists):
 			// Created by an earlier attempt whose outcome we did not record.
@@ -323,32 +323,47 @@ func (r *Reconciler) pendingLinks(s synced) []string {
 }
 
 // linkRelated creates one interaction_related_record per open task of the
-// caller. The record's sys_id is derived, so a retried job cannot link twice.
-// A link whose create may have been applied without its outcome recorded
-// (a lost reply, a process killed mid-write: prior holds those of earlier
-// attempts) may be refused as a duplicate; the integration user may only
-// create these records, not read them, so such a refusal is taken as that
-// create's success, with a warning.
+// caller, all in one round trip where the instance serves batches. The
+// record's sys_id is derived, so a retried job cannot link twice. A link
+// whose create may have been applied without its outcome recorded (a lost
+// reply, a lost batch reply, a process killed mid-write: prior holds those
+// of earlier attempts) may be refused as a duplicate; the integration user
+// may only create these records, not read them, so such a refusal is taken
+// as that create's success, with a warning. Each link's outcome is recorded,
+// and the first failure returned.
 func (r *Reconciler) linkRelated(ctx context.Context, s *synced, prior []string) error {
-	if s.Caller == nil || len(s.Caller.Related) == 0 {
+	if s.Caller == nil {
 		return nil
 	}
+	var todo []ctibridge.Related
+	var rows []newRow
 	for _, t := range s.Caller.Related {
 		key := t.Table + ":" + t.SysID
 		if slices.Contains(s.Related, key) {
 			continue
 		}
-		res, err := r.sn.insert(ctx, "interaction_related_record", ctibridge.RelatedSysID(s.SysID, t.Table, t.SysID), map[string]string{
+		todo = append(todo, t)
+		rows = append(rows, newRow{sysID: ctibridge.RelatedSysID(s.SysID, t.Table, t.SysID), mayExist: slices.Contains(prior, key), fields: map[string]string{
 			"interaction": s.SysID, "document_table": t.Table, "document_id": t.SysID, "task": t.SysID, "type": "task",
-		}, slices.Contains(prior, key))
+		}})
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	res, errs := r.sn.insertAll(ctx, "interaction_related_record", rows)
+	var first error
+	for i, t := range todo {
+		key, err := t.Table+":"+t.SysID, errs[i]
 		switch {
 		case err != nil && mayHaveApplied(err):
 			s.RelatedUnsure = appendNew(s.RelatedUnsure, key)
-			return err
+			first = cmp.Or(first, err)
+			continue
 		case err != nil && !errors.Is(err, errExists):
 			s.RelatedUnsure = slices.DeleteFunc(s.RelatedUnsure, func(k string) bool { return k == key }) // not made
-			return err
-		case res.unconfirmed && r.warn != nil:
+			first = cmp.Or(first, err)
+			continue
+		case res[i].unconfirmed && r.warn != nil:
 			r.warn.Warn(ctx, "related-unconfirmed", string(ctibridge.StepLink), fmt.Sprintf(
 				"ServiceNow refused to link %s %s to interaction %s again after an earlier attempt's outcome was lost, and the integration user may not "+
 					"read interaction_related_record to check: ctibridge takes the link as made. Grant read on interaction_related_record to confirm such links.",
@@ -357,5 +372,5 @@ func (r *Reconciler) linkRelated(ctx context.Context, s *synced, prior []string)
 		s.Related = append(s.Related, key)
 		s.RelatedUnsure = slices.DeleteFunc(s.RelatedUnsure, func(k string) bool { return k == key })
 	}
-	return nil
+	return first
 }

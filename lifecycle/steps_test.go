@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -56,7 +57,7 @@ func (e *stepsEnv) user(t *testing.T, name string) string {
 
 // TestStepsAgainstTheSimulator runs one call through the steps, moment by
 // moment, and checks after each what an agent would see in ServiceNow and
-// how many requests it cost.
+// how many round trips and requests it cost.
 func TestStepsAgainstTheSimulator(t *testing.T) {
 	t.Parallel()
 	e := newStepsEnv(t)
@@ -65,9 +66,10 @@ func TestStepsAgainstTheSimulator(t *testing.T) {
 	at := func(s int) time.Time { return time.Date(2026, 11, 24, 9, 0, s, 0, time.UTC) }
 	var evs []ctibridge.Event
 	var s synced
-	step := func(ev ctibridge.Event) (map[string]string, int64) {
+	type cost struct{ trips, requests int64 }
+	step := func(ev ctibridge.Event) (map[string]string, cost) {
 		t.Helper()
-		before := e.sim.Stats().Total
+		before := e.sim.Stats()
 		ev.ReceivedAt = at(len(evs))
 		evs = append(evs, ev)
 		var err error
@@ -78,7 +80,8 @@ func TestStepsAgainstTheSimulator(t *testing.T) {
 		if !ok {
 			t.Fatalf("%s: no interaction", ev.Kind)
 		}
-		return rec, e.sim.Stats().Total - before
+		after := e.sim.Stats()
+		return rec, cost{after.HTTPRequests - before.HTTPRequests, after.Total - before.Total}
 	}
 	journal := func() string {
 		var all []string
@@ -95,23 +98,24 @@ func TestStepsAgainstTheSimulator(t *testing.T) {
 		rec["sys_mod_count"] != "0" || !strings.Contains(rec["short_description"], "skill Support") {
 		t.Errorf("after queued: %v; want new, Alice, E.164, the skill, all in the create", rec)
 	}
-	if links := len(e.sim.Records("interaction_related_record")); links != 2 || n != 5 {
-		t.Errorf("after queued: %d links in %d requests; want Alice's 2 incidents in 5 (caller lookup, incidents, create, 2 links)", links, n)
+	if links := len(e.sim.Records("interaction_related_record")); links != 2 || n != (cost{4, 7}) {
+		t.Errorf("after queued: %d links in %+v; want Alice's 2 incidents in 4 round trips (one batch of 3 caller lookups, incidents, create, "+
+			"one batch of 2 links), 7 requests", links, n)
 	}
 	// Answered: map the agent, assign, work in progress.
 	rec, n = step(ctibridge.Event{Kind: ctibridge.Answered, AgentUserName: "jdoe", ContactID: "c1"})
-	if rec["state"] != "work_in_progress" || rec["assigned_to"] != e.user(t, "jdoe") || n != 2 {
-		t.Errorf("after answered: state %q assigned %q in %d requests; want work_in_progress, jdoe, 2 (agent lookup, update)", rec["state"], rec["assigned_to"], n)
+	if rec["state"] != "work_in_progress" || rec["assigned_to"] != e.user(t, "jdoe") || n != (cost{2, 2}) {
+		t.Errorf("after answered: state %q assigned %q in %+v; want work_in_progress, jdoe, 2 (agent lookup, update)", rec["state"], rec["assigned_to"], n)
 	}
 	// Transferred: follow the agent, one note.
 	rec, n = step(ctibridge.Event{Kind: ctibridge.Transferred, AgentUserName: "asmith", ContactID: "c2"})
-	if rec["assigned_to"] != e.user(t, "asmith") || strings.Count(journal(), "transferred from John Doe to Anna Smith") != 1 || n != 2 {
-		t.Errorf("after transferred: assigned %q in %d requests, notes:\n%s", rec["assigned_to"], n, journal())
+	if rec["assigned_to"] != e.user(t, "asmith") || strings.Count(journal(), "transferred from John Doe to Anna Smith") != 1 || n != (cost{2, 2}) {
+		t.Errorf("after transferred: assigned %q in %+v, notes:\n%s", rec["assigned_to"], n, journal())
 	}
 	// Released: close, one note; a repeated attempt changes nothing.
 	rec, n = step(ctibridge.Event{Kind: ctibridge.Released, Reason: "16"})
-	if rec["state"] != "closed_complete" || strings.Count(journal(), "call ended. reason: 16") != 1 || n != 1 {
-		t.Errorf("after released: state %q in %d requests, notes:\n%s", rec["state"], n, journal())
+	if rec["state"] != "closed_complete" || strings.Count(journal(), "call ended. reason: 16") != 1 || n != (cost{1, 1}) {
+		t.Errorf("after released: state %q in %+v, notes:\n%s", rec["state"], n, journal())
 	}
 	before := e.sim.Stats().Total
 	if _, err := e.r.sync(ctx, "s1", sysID, ctibridge.Summarize("s1", evs), s, nil); err != nil || e.sim.Stats().Total != before {
@@ -150,5 +154,55 @@ func TestRetryPolicy(t *testing.T) {
 	}
 	if msg := failed(ctibridge.StepCreate, &servicenow.Error{Op: "create", Table: "interaction", Status: 403}).Error(); strings.Count(msg, "create interaction") != 1 {
 		t.Errorf("message %q names the step other than once", msg)
+	}
+}
+
+// TestLinksOnceInABatch: a call's links go in one batch. When the batch's
+// reply is lost after ServiceNow made them, each is settled as a create of
+// unknown outcome and taken as made (the integration user may not read
+// them back), with a warning; when ServiceNow fails them all, each is kept
+// as may-have-been-made and made on a later attempt. Either way every link
+// exists once.
+func TestLinksOnceInABatch(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		fault   snowsim.FailNext
+		failing bool // the first attempt fails
+		warned  bool
+	}{
+		{"batch reply lost", snowsim.FailNext{Count: 1, Drop: true, Table: "interaction_related_record"}, false, true},
+		{"server errors", snowsim.FailNext{Count: 10, Status: 500, Table: "interaction_related_record"}, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newStepsEnv(t)
+			var w warnings
+			e.r.warn = &w
+			ctx := context.Background()
+			sysID := ctibridge.SysID("ns", "l1")
+			call := ctibridge.Summarize("l1", []ctibridge.Event{{Kind: ctibridge.Queued, ANI: "8013203420", ReceivedAt: time.Now()}})
+			e.sim.SetFaults(snowsim.Faults{FailNext: &tc.fault})
+			s, err := e.r.sync(ctx, "l1", sysID, call, synced{}, nil)
+			if tc.failing {
+				if err == nil || len(s.RelatedUnsure) != 2 || len(s.Related) != 0 {
+					t.Fatalf("failing links: %v, unsure %v, made %v; want an error and both kept as may-have-been-made", err, s.RelatedUnsure, s.Related)
+				}
+				e.sim.SetFaults(snowsim.Faults{})
+				s, err = e.r.sync(ctx, "l1", sysID, call, s, nil)
+			}
+			if err != nil || len(s.Related) != 2 || len(s.RelatedUnsure) != 0 {
+				t.Fatalf("links: %v, made %v, unsure %v", err, s.Related, s.RelatedUnsure)
+			}
+			if n := len(e.sim.Records("interaction_related_record")); n != 2 {
+				t.Errorf("%d links, want Alice's 2 incidents once each", n)
+			}
+			if got := slices.ContainsFunc(w, func(s string) bool { return strings.HasPrefix(s, "related-unconfirmed:") }); got != tc.warned {
+				t.Errorf("warned about unconfirmed links: %v, want %v (%q)", got, tc.warned, w)
+			}
+			before := e.sim.Stats().Total
+			if _, err := e.r.sync(ctx, "l1", sysID, call, s, nil); err != nil || e.sim.Stats().Total != before {
+				t.Errorf("a repeated attempt: %v, %d requests; want none", err, e.sim.Stats().Total-before)
+			}
+		})
 	}
 }
