@@ -62,7 +62,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Bridge, er
 	}
 	b.DB = db
 
-	sn, err := servicenow.New(b.clientConfig(env))
+	sn, err := servicenow.New(b.clientConfig(env, lifecycle.DBWarner{DB: db, Log: log.With("component", "servicenow")}))
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("servicenow: %w", err)
@@ -129,11 +129,11 @@ func (b *Bridge) drainTime() time.Duration {
 	return max(b.cfg.ShutdownTimeout-5*time.Second, b.cfg.ShutdownTimeout/2)
 }
 
-func (b *Bridge) clientConfig(env *config.Environment) servicenow.Config {
+func (b *Bridge) clientConfig(env *config.Environment, warn ctibridge.Warner) servicenow.Config {
 	return servicenow.Config{
 		Instance: env.Instance, Auth: servicenow.NewAuth(env.Auth.Method(), env.Auth.Username, env.Auth.Password, env.Auth.ClientID, env.Auth.ClientSecret), RequestsPerHour: env.RequestsPerHour, Burst: env.Burst,
 		MaxConcurrent: env.MaxConcurrent, Timeout: env.Timeout, Logger: b.log.With("component", "servicenow"),
-		UserAgent: "ctibridge", Observe: b.ops.metrics.observeServiceNow,
+		UserAgent: "ctibridge", Observe: b.ops.metrics.observeServiceNow, NoBatch: env.Batch == "off", Warner: warn,
 	}
 }
 

@@ -1,9 +1,10 @@
 package bridge_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
-	"github.com/ctibridge/ctibridge"
+	"io"
 	"net/http"
 	"os"
 	"regexp"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ctibridge/ctibridge"
 
 	"github.com/ctibridge/ctibridge/config"
 	"github.com/ctibridge/ctibridge/snowsim"
@@ -155,49 +158,79 @@ func TestCaseTableForbiddenDegrades(t *testing.T) {
 	}
 }
 
-// TestRequestsPerCall measures ServiceNow requests per call on each path.
-// The figures are in the README; a change here must change them there.
+// TestRequestsPerCall measures, per call on each path, the HTTP round trips
+// to ServiceNow and the requests ServiceNow counts (a batch counts each
+// request it carries), with the Batch API and on an instance that refuses
+// it.
 func TestRequestsPerCall(t *testing.T) {
-	e := setup(t)
-	type path struct {
+	type cost struct{ trips, requests int64 }
+	paths := []struct {
 		name   string
 		ani    string
 		events []string
-		want   int64
+		// batched, then without the Batch API. Caller lookups stop at the
+		// first source that matches only without it; with it, the three
+		// sources go in one batch, as do the two links. Agents are cached,
+		// the create carries caller and state, each later event costs one
+		// PATCH, and a number no one has is remembered.
+		batched, single cost
+	}{
+		{"known caller (user), 2 open incidents, answered, released", "8013203420", []string{"answered", "released"}, cost{7, 10}, cost{8, 8}},
+		{"same caller again (cache hit)", "(801) 320-3420", []string{"answered", "released"}, cost{4, 5}, cost{5, 5}},
+		{"unknown caller, answered, released", "+1 312 555 0199", []string{"answered", "released"}, cost{4, 6}, cost{6, 6}},
+		{"same unknown caller again (remembered as unknown)", "312-555-0199", []string{"answered", "released"}, cost{3, 3}, cost{3, 3}},
+		{"withheld number, abandoned", "anonymous", []string{"released"}, cost{2, 2}, cost{2, 2}},
 	}
-	paths := []path{
-		{"known caller (user), 2 open incidents, answered, released", "8013203420", []string{"answered", "released"}, 0},
-		{"same caller again (cache hit)", "(801) 320-3420", []string{"answered", "released"}, 0},
-		{"unknown caller, answered, released", "+1 312 555 0199", []string{"answered", "released"}, 0},
-		{"same unknown caller again (remembered as unknown)", "312-555-0199", []string{"answered", "released"}, 0},
-		{"withheld number, abandoned", "anonymous", []string{"released"}, 0},
-	}
-	var report []string
-	for i, p := range paths {
-		before := e.sim.Stats().Total
-		id := fmt.Sprint(7400 + i)
-		e.post(id, "queued", map[string]any{"ani": p.ani})
-		e.waitSynced(10*time.Second, id)
-		for _, k := range p.events {
-			body := map[string]any{}
-			if k == "answered" {
-				body["agentUserName"] = "jdoe"
+	for _, mode := range []struct {
+		name string
+		sim  snowsim.Options
+	}{{"Batch API", snowsim.Options{}}, {"no Batch API", snowsim.Options{NoBatchAPI: true}}} {
+		t.Run(mode.name, func(t *testing.T) {
+			e := setupWith(t, snowsim.New(mode.sim))
+			report := []string{fmt.Sprintf("%-60s %11s %8s", "path", "round trips", "requests")}
+			for i, p := range paths {
+				before := e.sim.Stats()
+				id := fmt.Sprint(7400 + i)
+				e.post(id, "queued", map[string]any{"ani": p.ani})
+				e.waitSynced(10*time.Second, id)
+				for _, k := range p.events {
+					body := map[string]any{}
+					if k == "answered" {
+						body["agentUserName"] = "jdoe"
+					}
+					e.post(id, k, body)
+					e.waitSynced(10*time.Second, id)
+				}
+				after := e.sim.Stats()
+				got := cost{after.HTTPRequests - before.HTTPRequests, after.Total - before.Total}
+				report = append(report, fmt.Sprintf("%-60s %11d %8d", p.name, got.trips, got.requests))
+				want := p.batched
+				if mode.sim.NoBatchAPI {
+					want = p.single
+					if i == 0 {
+						want.trips++ // the batch the instance refused; tried again an hour later
+					}
+				}
+				if got != want {
+					t.Errorf("%s: %d round trips, %d requests; want %d, %d", p.name, got.trips, got.requests, want.trips, want.requests)
+				}
 			}
-			e.post(id, k, body)
-			e.waitSynced(10*time.Second, id)
-		}
-		got := e.sim.Stats().Total - before
-		report = append(report, fmt.Sprintf("%-60s %d", p.name, got))
-		paths[i].want = got
-	}
-	t.Logf("ServiceNow requests per call:\n%s", strings.Join(report, "\n"))
-	// Exact budgets: caller lookup stops at the first source that matches,
-	// agents are cached, the create carries caller and state, and each
-	// later event costs one PATCH; a number no one has is remembered.
-	for i, want := range []int64{8, 5, 6, 3, 2} {
-		if paths[i].want != want {
-			t.Errorf("%s: %d requests, want %d", paths[i].name, paths[i].want, want)
-		}
+			t.Logf("ServiceNow per call, %s:\n%s", mode.name, strings.Join(report, "\n"))
+			var batchWarnings []string
+			for _, w := range e.adminErrors("severity=warning") {
+				if msg, _ := w["message"].(string); strings.Contains(msg, "Batch API") {
+					batchWarnings = append(batchWarnings, msg)
+				}
+			}
+			_, metrics := e.do("GET", "/metrics", "", nil)
+			batches := strings.Contains(string(metrics), `ctibridge_servicenow_request_duration_seconds_count{method="POST",status="200",table="batch"}`)
+			if mode.sim.NoBatchAPI && (len(batchWarnings) != 1 || batches) {
+				t.Errorf("without the Batch API: warnings %q, batches in the metrics %v; want one warning, no batch", batchWarnings, batches)
+			}
+			if !mode.sim.NoBatchAPI && (len(batchWarnings) != 0 || !batches) {
+				t.Errorf("with the Batch API: warnings %q, batches in the metrics %v; want no warning, batches", batchWarnings, batches)
+			}
+		})
 	}
 }
 
@@ -345,7 +378,13 @@ func TestCreateFirst(t *testing.T) {
 	unblock := func() { once.Do(func() { close(release) }) }
 	t.Cleanup(unblock)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/sys_user") && strings.Contains(r.URL.RawQuery, "phone") {
+		lookup := r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/sys_user") && strings.Contains(r.URL.RawQuery, "phone")
+		if r.URL.Path == "/api/now/v1/batch" { // the caller lookup may go in a batch
+			body, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			lookup = strings.Contains(string(body), "/api/now/table/sys_user?") && strings.Contains(string(body), "phone")
+		}
+		if lookup {
 			<-release // the caller lookup hangs
 		}
 		sim.ServeHTTP(w, r)

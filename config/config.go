@@ -66,6 +66,10 @@ type Environment struct {
 	Burst           int           `yaml:"burst"`           // default 50
 	MaxConcurrent   int           `yaml:"maxConcurrent"`   // the most requests in flight at once (default 64); the client adapts below it
 	Timeout         time.Duration `yaml:"timeout"`         // per request, default 10s
+	// Batch: auto (default) sends requests that go together (a caller's
+	// lookups, a call's links) in one round trip through the Batch API,
+	// one by one where the instance refuses it; off always one by one.
+	Batch string `yaml:"batch"`
 }
 
 // APIKey is a Studio API key as configured: a name for the audit log and
@@ -231,7 +235,7 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 	}
 	e := c.Environments[c.Env]
 	snVars := []string{"CTIBRIDGE_SN_INSTANCE", "CTIBRIDGE_SN_USERNAME", "CTIBRIDGE_SN_PASSWORD", "CTIBRIDGE_SN_PASSWORD_FILE",
-		"CTIBRIDGE_SN_CLIENT_ID", "CTIBRIDGE_SN_CLIENT_SECRET", "CTIBRIDGE_SN_CLIENT_SECRET_FILE", "CTIBRIDGE_SN_WORKSPACE"}
+		"CTIBRIDGE_SN_CLIENT_ID", "CTIBRIDGE_SN_CLIENT_SECRET", "CTIBRIDGE_SN_CLIENT_SECRET_FILE", "CTIBRIDGE_SN_WORKSPACE", "CTIBRIDGE_SN_BATCH"}
 	if e == nil && slices.ContainsFunc(snVars, func(n string) bool { return getenv(n) != "" }) {
 		e = &Environment{}
 		c.Environments[c.Env] = e
@@ -239,6 +243,7 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 	if e != nil {
 		set(&e.Instance, "CTIBRIDGE_SN_INSTANCE")
 		set(&e.Workspace, "CTIBRIDGE_SN_WORKSPACE")
+		set(&e.Batch, "CTIBRIDGE_SN_BATCH")
 		set(&e.Auth.Username, "CTIBRIDGE_SN_USERNAME")
 		set(&e.Auth.PasswordFile, "CTIBRIDGE_SN_PASSWORD_FILE")
 		set(&e.Auth.ClientID, "CTIBRIDGE_SN_CLIENT_ID")
@@ -380,6 +385,9 @@ func (c *Config) defaults() {
 		if e.Timeout == 0 {
 			e.Timeout = 10 * time.Second
 		}
+		if e.Batch == "" {
+			e.Batch = "auto"
+		}
 	}
 }
 
@@ -427,6 +435,9 @@ func (c *Config) Validate() error {
 		}
 		if e.RequestsPerHour < -1 || e.Burst < 0 || e.MaxConcurrent < 0 || e.Timeout < 0 {
 			bad("%s: burst, maxConcurrent and timeout must not be negative; requestsPerHour is -1 (no budget) or more", p)
+		}
+		if e.Batch != "" && e.Batch != "auto" && e.Batch != "off" {
+			bad("%s.batch %q: want auto or off (CTIBRIDGE_SN_BATCH)", p, e.Batch)
 		}
 	}
 	if l := c.Lifecycle; l.Lease < 0 || l.JobTimeout < 0 || l.JobTimeout >= l.Lease {

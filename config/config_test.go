@@ -41,8 +41,8 @@ func TestEnvOnlySelectsAuth(t *testing.T) {
 			if got := c.Selected().Auth.Method(); got != tt.want {
 				t.Errorf("auth method = %q, want %q", got, tt.want)
 			}
-			if c.Listen != "127.0.0.1:8080" || c.Database != "ctibridge.db" || len(c.PlainAPIKeys) != 1 {
-				t.Errorf("defaults: listen %q database %q keys %d", c.Listen, c.Database, len(c.PlainAPIKeys))
+			if c.Listen != "127.0.0.1:8080" || c.Database != "ctibridge.db" || len(c.PlainAPIKeys) != 1 || c.Selected().Batch != "auto" {
+				t.Errorf("defaults: listen %q database %q keys %d batch %q", c.Listen, c.Database, len(c.PlainAPIKeys), c.Selected().Batch)
 			}
 		})
 	}
@@ -61,6 +61,8 @@ func TestValidationNamesTheKey(t *testing.T) {
 		{"bad url", map[string]string{"CTIBRIDGE_SN_INSTANCE": "acme", "CTIBRIDGE_SN_USERNAME": "u", "CTIBRIDGE_SN_PASSWORD": "p", "CTIBRIDGE_API_KEYS": key},
 			[]string{"environments.default.instance \"acme\" is not an http(s) URL"}},
 		{"unknown env", map[string]string{"CTIBRIDGE_ENV": "qa"}, []string{"CTIBRIDGE_SN_INSTANCE"}},
+		{"batch", map[string]string{"CTIBRIDGE_SN_INSTANCE": "https://x.service-now.com", "CTIBRIDGE_SN_USERNAME": "u", "CTIBRIDGE_SN_PASSWORD": "p",
+			"CTIBRIDGE_API_KEYS": key, "CTIBRIDGE_SN_BATCH": "sometimes"}, []string{`environments.default.batch "sometimes": want auto or off`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -162,7 +162,7 @@ func (c *Client) sendBatch(ctx context.Context, reqs []*Request) error {
 	unserviced := make([]bool, len(items))
 	err = c.exchange(ctx, exchange{op: "batch", table: "batch", method: http.MethodPost, url: u.String(), body: payload,
 		requests: len(items), timeout: c.cfg.Timeout * time.Duration(len(items)), batch: true,
-		read: func(r reply) error { return c.readBatch(r, items, results, unserviced) }})
+		read: func(r reply) (bool, error) { return c.readBatch(r, items, results, unserviced) }})
 	if err != nil {
 		var se *Error
 		if errors.As(err, &se) && refusesBatch(se.Status) {
@@ -187,17 +187,18 @@ func (c *Client) sendBatch(ctx context.Context, reqs []*Request) error {
 }
 
 // readBatch reads a batch's reply into each item's outcome, as its own
-// reply would have been read.
-func (c *Client) readBatch(r reply, items []*Request, results []error, unserviced []bool) error {
+// reply would have been read, and says whether an item was refused for
+// overload.
+func (c *Client) readBatch(r reply, items []*Request, results []error, unserviced []bool) (busy bool, err error) {
 	if err := c.outcome(&call{op: "batch", table: "batch"}, r); err != nil {
-		return err
+		return false, err
 	}
 	unreadable := func(status int, detail string) *Error {
 		return &Error{Op: "batch", Table: "batch", Status: status, Message: "unreadable reply", Detail: detail, Err: errUnreadableReply, unsure: true}
 	}
 	var out batchReply
 	if err := json.Unmarshal(r.body, &out); err != nil || out.ServicedRequests == nil && out.UnservicedRequests == nil {
-		return unreadable(r.status, snippet(r.body))
+		return false, unreadable(r.status, snippet(r.body))
 	}
 	answered := make([]bool, len(items))
 	index := func(id string) (int, bool) {
@@ -220,6 +221,7 @@ func (c *Client) readBatch(r reply, items []*Request, results []error, unservice
 			h.Add(kv.Name, kv.Value)
 		}
 		results[i] = c.outcome(items[i].cl, reply{status: s.StatusCode, header: h, body: body, gen: r.gen})
+		busy = busy || overload(s.StatusCode)
 	}
 	for _, id := range out.UnservicedRequests {
 		if i, ok := index(id); ok {
@@ -231,7 +233,7 @@ func (c *Client) readBatch(r reply, items []*Request, results []error, unservice
 			results[i] = itemError(unreadable(r.status, "the batch's reply does not mention this request"), items[i].cl)
 		}
 	}
-	return nil
+	return busy, nil
 }
 
 // refusesBatch reports whether a batch's status says the instance does not

@@ -436,7 +436,7 @@ func (c *Client) backoff(attempt int) time.Duration {
 
 func (c *Client) attempt(ctx context.Context, cl *call, u string, body []byte, stale int) error {
 	return c.exchange(ctx, exchange{op: cl.op, table: cl.table, method: cl.method, url: u, body: body, stale: stale,
-		requests: 1, timeout: c.cfg.Timeout, read: func(r reply) error { return c.outcome(cl, r) }})
+		requests: 1, timeout: c.cfg.Timeout, read: func(r reply) (bool, error) { return false, c.outcome(cl, r) }})
 }
 
 // exchange is one HTTP request to the instance: a Table API request, or a
@@ -450,7 +450,9 @@ type exchange struct {
 	// batch: the reply's latency is the sum of its items' and says
 	// nothing of the instance's load.
 	batch bool
-	read  func(reply) error // turns the reply into the outcome
+	// read turns the reply into the outcome, and says whether the reply
+	// holds a refusal for overload (a batch's item answered 429 or 503).
+	read func(reply) (overloaded bool, err error)
 }
 
 // reply is what came back from the instance.
@@ -524,11 +526,9 @@ func (c *Client) exchange(ctx context.Context, x exchange) (err error) {
 	}
 	defer resp.Body.Close()
 	ri.Status = resp.StatusCode
-	switch resp.StatusCode {
-	case http.StatusTooManyRequests, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+	told = replied
+	if overload(resp.StatusCode) {
 		told = overloaded
-	default:
-		told = replied
 	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
@@ -537,7 +537,17 @@ func (c *Client) exchange(ctx context.Context, x exchange) (err error) {
 		}
 		return &Error{Op: x.op, Table: x.table, Status: resp.StatusCode, Err: scrub(err), unsure: true}
 	}
-	return x.read(reply{status: resp.StatusCode, header: resp.Header, body: raw, gen: gen})
+	busy, err := x.read(reply{status: resp.StatusCode, header: resp.Header, body: raw, gen: gen})
+	if busy {
+		told = overloaded
+	}
+	return err
+}
+
+// overload reports whether a status is the instance refusing for want of
+// capacity: 429, 503, or 504 from a proxy.
+func overload(status int) bool {
+	return status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout
 }
 
 // outcome turns a Table API reply into the call's result: cl.out filled
