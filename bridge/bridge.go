@@ -9,12 +9,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/ctibridge/ctibridge"
 	"log/slog"
 	"net"
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/ctibridge/ctibridge"
 
 	"github.com/ctibridge/ctibridge/api"
 	"github.com/ctibridge/ctibridge/callerid"

@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/ctibridge/ctibridge"
 	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ctibridge/ctibridge"
 
 	"golang.org/x/sync/singleflight"
 

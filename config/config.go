@@ -14,7 +14,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/ctibridge/ctibridge"
 	"io"
 	"net/url"
 	"os"
@@ -22,6 +21,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ctibridge/ctibridge"
 
 	"go.yaml.in/yaml/v3"
 
