@@ -12,7 +12,8 @@
 // test interaction to the other, never to a real incident or case. It says
 // all this in its output. It never deletes anything and never reads a
 // customer's record: from each table it reads one sys_id, or the sys_ids of
-// up to 100 rows when the first is hidden by ACLs.
+// up to 100 rows when the first is hidden by ACLs. One such read of sys_user,
+// sent as a batch, tells whether the instance serves the Batch API.
 package doctor
 
 import (
@@ -199,7 +200,7 @@ const probeAgentID = "1001"
 
 // rightChecks are the checks that need an authenticated client, in order.
 func rightChecks(cfg *config.Config) []string {
-	names := []string{"read sys_user", "read incident", "read sn_customerservice_case",
+	names := []string{"Batch API", "read sys_user", "read incident", "read sn_customerservice_case",
 		"create interaction", "screen pop", "update interaction",
 		"write interaction.opened_for", "write interaction.assigned_to"}
 	for _, f := range csmFields(cfg) {
@@ -375,10 +376,41 @@ func (d *doctor) rights(ctx context.Context) {
 		r.skip(rightChecks(d.cfg), "authentication failed")
 		return
 	}
+	d.batch(ctx)
 	d.read(ctx, "sys_user", "callers and agents cannot be found")
 	d.read(ctx, "incident", "")
 	d.read(ctx, "sn_customerservice_case", "")
 	d.interactions(ctx)
+}
+
+// batch finds out whether the instance serves the Batch API, with a batch
+// of one read of one sys_id of sys_user. Without it the bridge works, with
+// more round trips: that is said, not failed.
+func (d *doctor) batch(ctx context.Context) {
+	key := "environments." + d.cfg.Env + ".batch"
+	if d.env.Batch == "off" {
+		d.r.add(Check{Name: "Batch API", OK: true, Detail: fmt.Sprintf("not used (%s: off): every request goes on its own", key)})
+		return
+	}
+	more := fmt.Sprintf("a caller lookup takes up to %d round trips instead of 1 (one per caller source), and a call's related-record links one each instead of 1 for all",
+		max(1, len(sources(d.cfg))))
+	err := d.sn.CheckBatch(ctx)
+	switch {
+	case err == nil:
+		d.r.add(Check{Name: "Batch API", OK: true, Detail: "available: requests that go together (a caller's lookups, a call's links) take one round trip"})
+	case errors.Is(err, servicenow.ErrNoBatchAPI):
+		why := err.Error()
+		var se *servicenow.Error
+		if errors.As(err, &se) {
+			why = strings.TrimSpace(fmt.Sprintf("the instance answered %d %s", se.Status, se.Message))
+		}
+		d.r.add(Check{Name: "Batch API", OK: true, Detail: fmt.Sprintf(
+			"not available (%s to POST /api/now/v1/batch): ctibridge falls back to single requests, so %s; it tries the Batch API again every hour. "+
+				"Allow the integration user to use the Batch API for fewer round trips, or set %s: off", why, more, key)})
+	default:
+		d.r.add(Check{Name: "Batch API", Detail: fmt.Sprintf("could not tell whether the instance serves it: %v", err),
+			Fix: "check that the instance is up and answering; without the Batch API the bridge works with more round trips (" + more + ")"})
+	}
 }
 
 // read proves that the integration user can read table and see its rows.

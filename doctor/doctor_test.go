@@ -844,3 +844,43 @@ func TestCXoneCredentials(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchAPI: doctor says whether the instance serves the Batch API with
+// a batch of one harmless read: available; not available, with the
+// instance's answer and what the fallback costs, which fails nothing; or
+// not used, when turned off.
+func TestBatchAPI(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts snowsim.Options
+		vars map[string]string
+		want []string
+	}{
+		{"available", snowsim.Options{}, nil, []string{"available"}},
+		{"refused", snowsim.Options{NoBatchAPI: true}, nil,
+			[]string{"not available", "Requested URI does not represent any resource", "single requests", "up to 3 round trips instead of 1", "environments.default.batch: off"}},
+		{"off", snowsim.Options{}, map[string]string{"CTIBRIDGE_SN_BATCH": "off"}, []string{"not used (environments.default.batch: off)"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sim, url := newSim(t, setup{opts: tc.opts})
+			vars := probeVars(url)
+			for k, v := range tc.vars {
+				vars[k] = v
+			}
+			cfg, err := load(t, vars)
+			rep := doctor.Run(context.Background(), cfg, err, nil)
+			c := checks(rep)["Batch API"]
+			if !rep.OK || !c.OK {
+				t.Fatalf("doctor failed:\n%s", printed(rep))
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(c.Detail, w) {
+					t.Errorf("Batch API: %q does not say %q", c.Detail, w)
+				}
+			}
+			if st := sim.Stats(); (st.Batches == 1) != (tc.name == "available") || st.ByTable["sys_user"]["GET"] == 0 {
+				t.Errorf("%d batches; want one only where the instance serves them", st.Batches)
+			}
+		})
+	}
+}
