@@ -90,7 +90,9 @@
 // (batch.go): sub-requests run one after another through the Table API
 // handler as the batch's user, each counted against the hourly rate limit,
 // the batch holding one capacity slot. Options.NoBatchAPI (--no-batch-api)
-// turns it off, as instances that restrict it. Bodies in single quotes
+// turns it off, as instances that restrict it. /sim/stats counts each
+// sub-request in total, batches apart, and HTTP round trips in httpRequests.
+// Bodies in single quotes
 // ({'short_description':'...'}), which the Table API reference's examples
 // send, are read as instances read them.
 //
