@@ -165,7 +165,7 @@ func (c *Client) sendBatch(ctx context.Context, reqs []*Request) error {
 		read: func(r reply) (bool, error) { return c.readBatch(r, items, results, unserviced) }})
 	if err != nil {
 		var se *Error
-		if errors.As(err, &se) && refusesBatch(se.Status) {
+		if errors.As(err, &se) && se.Op == "batch" && refusesBatch(se.Status) { // the batch's own reply, not a token's
 			refusal := &Error{Op: "batch", Status: se.Status, Message: se.Message, Detail: se.Detail, Err: ErrNoBatchAPI}
 			c.batchRefused(ctx, refusal)
 			return refusal

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"slices"
 	"strings"
@@ -388,4 +389,53 @@ func TestBatchUnservicedAreSentAlone(t *testing.T) {
 			t.Errorf("%d batches, %d round trips, %d requests; want 1, 2, 4", st.Batches, st.HTTPRequests, st.Total)
 		}
 	})
+}
+
+// TestBatchTokenRefusalIsNotABatchRefusal: when the OAuth token endpoint
+// refuses the client as a batch is about to go, the requests fail as they
+// would alone, and the Batch API is still used afterwards.
+func TestBatchTokenRefusalIsNotABatchRefusal(t *testing.T) {
+	sim := snowsim.New(withoutSessions)
+	var refuse atomic.Bool
+	refuse.Store(true)
+	e := &env{sim: sim}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if refuse.Load() && r.URL.Path == "/oauth_token.do" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `{"error":"invalid_request","error_description":"invalid_request"}`)
+			return
+		}
+		sim.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	c, err := servicenow.New(servicenow.Config{Instance: srv.URL, Auth: password, RequestsPerHour: -1,
+		Retry: servicenow.RetryPolicy{Base: time.Millisecond, Max: time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.c = c
+	reqs := []*servicenow.Request{
+		servicenow.ListRequest("sys_user", servicenow.ListOptions{Query: "user_name=jdoe"}),
+		servicenow.ListRequest("sys_user", servicenow.ListOptions{Query: "user_name=asmith"}),
+	}
+	c.Batch(context.Background(), reqs...)
+	for i, r := range reqs {
+		var se *servicenow.Error
+		if _, err := r.Records(); !errors.As(err, &se) || se.Status != http.StatusBadRequest || !strings.Contains(se.Op, "oauth") {
+			t.Errorf("request %d: %v, want the token refusal", i, err)
+		}
+	}
+	if !c.Batching() {
+		t.Fatal("a refused token taken for a refused Batch API")
+	}
+	refuse.Store(false)
+	reqs = []*servicenow.Request{
+		servicenow.ListRequest("sys_user", servicenow.ListOptions{Query: "user_name=jdoe"}),
+		servicenow.ListRequest("sys_user", servicenow.ListOptions{Query: "user_name=asmith"}),
+	}
+	c.Batch(context.Background(), reqs...)
+	if recs, err := reqs[1].Records(); err != nil || len(recs) != 1 || sim.Stats().Batches != 1 {
+		t.Errorf("after the token came: %v %v, %d batches; want asmith in one batch", recs, err, sim.Stats().Batches)
+	}
 }
