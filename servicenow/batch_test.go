@@ -398,7 +398,6 @@ func TestBatchTokenRefusalIsNotABatchRefusal(t *testing.T) {
 	sim := snowsim.New(withoutSessions)
 	var refuse atomic.Bool
 	refuse.Store(true)
-	e := &env{sim: sim}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if refuse.Load() && r.URL.Path == "/oauth_token.do" {
 			w.Header().Set("Content-Type", "application/json")
@@ -414,7 +413,6 @@ func TestBatchTokenRefusalIsNotABatchRefusal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.c = c
 	reqs := []*servicenow.Request{
 		servicenow.ListRequest("sys_user", servicenow.ListOptions{Query: "user_name=jdoe"}),
 		servicenow.ListRequest("sys_user", servicenow.ListOptions{Query: "user_name=asmith"}),
