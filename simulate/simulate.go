@@ -84,11 +84,12 @@ type Result struct {
 	Verified                bool
 	Lost, Duplicated, Wrong int
 	FirstWrong              []string // the first few calls found lost, duplicated or wrong, and how
-	SNRequests              int64    // Table API requests the simulator served during the run
+	SNRequests              int64    // Table API requests the simulator served during the run (each item of a batch)
+	SNRoundTrips            int64    // HTTP requests it served (a batch is one)
 
 	calls    []*call
 	tag      string
-	snBefore int64
+	snBefore snCounts
 }
 
 func (r Result) String() string {
@@ -107,8 +108,9 @@ func (r Result) String() string {
 		s += fmt.Sprintf("\n%d/%d calls in sync with ServiceNow after %s", r.Synced, r.Calls, r.SyncTime.Round(time.Millisecond))
 	}
 	if r.Verified {
-		s += fmt.Sprintf("\nverified in ServiceNow: %d lost, %d duplicated, %d wrong; %d ServiceNow requests (%.1f a call)",
-			r.Lost, r.Duplicated, r.Wrong, r.SNRequests, float64(r.SNRequests)/float64(max(1, r.Calls)))
+		s += fmt.Sprintf("\nverified in ServiceNow: %d lost, %d duplicated, %d wrong; %d ServiceNow requests (%.1f a call) in %d round trips (%.1f a call)",
+			r.Lost, r.Duplicated, r.Wrong, r.SNRequests, float64(r.SNRequests)/float64(max(1, r.Calls)),
+			r.SNRoundTrips, float64(r.SNRoundTrips)/float64(max(1, r.Calls)))
 		for _, w := range r.FirstWrong {
 			s += "\n" + w
 		}
@@ -133,7 +135,7 @@ func (r Result) JSON() ([]byte, error) {
 		"intake_p50_ms":       ms(r.P50), "intake_p95_ms": ms(r.P95), "intake_p99_ms": ms(r.P99), "intake_max_ms": ms(r.Max),
 		"send_lag_max_ms": ms(r.MaxLag), "peak_calls_in_progress": r.PeakInFlight,
 		"synced": nil, "sync_s": nil, "lifecycles_per_s": nil,
-		"sn_requests": nil, "sn_requests_per_call": nil, "lost": nil, "duplicated": nil, "wrong": nil,
+		"sn_requests": nil, "sn_requests_per_call": nil, "sn_round_trips": nil, "sn_round_trips_per_call": nil, "lost": nil, "duplicated": nil, "wrong": nil,
 	}
 	if r.SyncTime > 0 {
 		out["synced"], out["sync_s"] = r.Synced, round(r.SyncTime.Seconds(), 3)
@@ -141,6 +143,7 @@ func (r Result) JSON() ([]byte, error) {
 	}
 	if r.Verified {
 		out["sn_requests"], out["sn_requests_per_call"] = r.SNRequests, round(float64(r.SNRequests)/float64(max(1, r.Calls)), 2)
+		out["sn_round_trips"], out["sn_round_trips_per_call"] = r.SNRoundTrips, round(float64(r.SNRoundTrips)/float64(max(1, r.Calls)), 2)
 		out["lost"], out["duplicated"], out["wrong"] = r.Lost, r.Duplicated, r.Wrong
 	}
 	return json.Marshal(out)

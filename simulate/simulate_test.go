@@ -136,6 +136,12 @@ func TestSimulateRealCallsVerified(t *testing.T) {
 	if n := num("sn_requests"); n < 120 || n > float64(sim.Stats().Total) || num("sn_requests_per_call") != math.Round(n/60*100)/100 {
 		t.Errorf("sn_requests %v, per call %v; the simulator served %d", got["sn_requests"], got["sn_requests_per_call"], sim.Stats().Total)
 	}
+	// Round trips: a batch is one, however many requests it carries.
+	if rt := num("sn_round_trips"); rt < 120 || rt > num("sn_requests") || rt > float64(sim.Stats().HTTPRequests) ||
+		num("sn_round_trips_per_call") != math.Round(rt/60*100)/100 {
+		t.Errorf("sn_round_trips %v, per call %v, with %v requests; the simulator served %d round trips",
+			got["sn_round_trips"], got["sn_round_trips_per_call"], got["sn_requests"], sim.Stats().HTTPRequests)
+	}
 	if n := num("peak_calls_in_progress"); n <= 8 {
 		t.Errorf("at most %v calls in progress at once with 4 requests in flight: calls do not last", n)
 	}

@@ -89,19 +89,26 @@ func (v *verifier) read(resp *http.Response, path string, out any) (int, error) 
 		strings.TrimSpace(e.Error.Message+" "+e.Error.Detail), hint)
 }
 
-// requests is the number of Table API requests the simulator has served.
-func (v *verifier) requests(ctx context.Context) (int64, error) {
+// snCounts are the simulator's request counters.
+type snCounts struct {
+	requests   int64 // Table API requests served, each item of a batch counted
+	roundTrips int64 // HTTP requests: a batch is one
+}
+
+// requests reads the simulator's request counters.
+func (v *verifier) requests(ctx context.Context) (snCounts, error) {
 	var st struct {
-		Total *int64 `json:"total"`
+		Total        *int64 `json:"total"`
+		HTTPRequests int64  `json:"httpRequests"`
 	}
 	code, err := v.get(ctx, "/sim/stats", &st)
 	switch {
 	case code == 0 || code == http.StatusUnauthorized:
-		return 0, err // unreachable, or the wrong credentials: err says which
+		return snCounts{}, err // unreachable, or the wrong credentials: err says which
 	case code != http.StatusOK || st.Total == nil:
-		return 0, fmt.Errorf("simulate: --verify %s: no ServiceNow simulator there (/sim/stats answered %d)", v.base, code)
+		return snCounts{}, fmt.Errorf("simulate: --verify %s: no ServiceNow simulator there (/sim/stats answered %d)", v.base, code)
 	}
-	return *st.Total, nil
+	return snCounts{*st.Total, st.HTTPRequests}, nil
 }
 
 // table lists records: query is an encoded query, fields a comma-separated
@@ -126,8 +133,8 @@ const verifyFields = "sys_id,short_description,state,caller_phone_number,opened_
 // wrap-up), with the caller's number, the caller's records when the number
 // is one of the simulator's known callers, and the last agent's user. It
 // fills the Result's Verified, Lost, Duplicated, Wrong, FirstWrong and
-// SNRequests (the Table API requests served from the start of the run to
-// now, by every client of the simulator).
+// SNRequests and SNRoundTrips (the Table API requests and the HTTP requests
+// served from the start of the run to now, by every client of the simulator).
 func Verify(ctx context.Context, o Options, res *Result) error {
 	if o.Verify == "" {
 		return fmt.Errorf("simulate: Verify needs the simulator's URL (--verify)")
@@ -140,7 +147,8 @@ func Verify(ctx context.Context, o Options, res *Result) error {
 	if err != nil {
 		return err
 	}
-	res.SNRequests = after - res.snBefore
+	res.SNRequests = after.requests - res.snBefore.requests
+	res.SNRoundTrips = after.roundTrips - res.snBefore.roundTrips
 
 	// The agents' and the known callers' records, as this instance has them.
 	agentIDs := map[string]string{}
