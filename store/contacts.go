@@ -87,6 +87,9 @@ func (s *DB) AddEvent(ctx context.Context, ev Event, sysID string) (c Contact, a
 // events are one transaction: a claim whose events cannot be read (the
 // database went away in between) does not hold the contact for a lease.
 func (s *DB) Claim(ctx context.Context, owner string, lease time.Duration) (*Contact, []Event, error) {
+	if s.dialect == postgres {
+		return s.claimPG(ctx, owner, lease)
+	}
 	var claimed *Contact
 	var evs []Event
 	err := s.write(ctx, func(ctx context.Context, tx *writerTx) error {
@@ -110,6 +113,60 @@ func (s *DB) Claim(ctx context.Context, owner string, lease time.Duration) (*Con
 		return nil, nil, fmt.Errorf("store: claim: %w", err)
 	}
 	return claimed, evs, nil
+}
+
+// claimPG is Claim on PostgreSQL: the lease and the read of the events in
+// one statement, so one round trip, and the call's row is locked only for
+// that statement and its commit (several bridges' batches bump the rows
+// that claims lock: a claim held open across round trips made them queue).
+func (s *DB) claimPG(ctx context.Context, owner string, lease time.Duration) (*Contact, []Event, error) {
+	q, args := s.claimQuery(owner, lease)
+	rows, err := s.db.QueryContext(ctx, `WITH c AS (`+q+`)
+		SELECT `+prefixed("c.", contactCols)+`, `+prefixed("e.", eventCols)+`
+		FROM c LEFT JOIN events e ON e.master_id = c.master_id ORDER BY e.id`, args...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: claim: %w", err)
+	}
+	defer rows.Close()
+	var claimed *Contact
+	var evs []Event
+	for rows.Next() {
+		var c Contact
+		var e struct {
+			id, occ, rec                  sql.NullInt64
+			master, kind, dedupe, payload sql.NullString
+		}
+		var synced string
+		var next, created, updated int64
+		var parked int
+		if err := rows.Scan(&c.MasterID, &c.SysID, &c.Version, &c.SyncedVersion, &synced, &c.Attempts, &next, &parked, &c.LastError, &created, &updated,
+			&e.id, &e.master, &e.kind, &e.dedupe, &e.occ, &e.rec, &e.payload); err != nil {
+			return nil, nil, fmt.Errorf("store: claim: %w", err)
+		}
+		if claimed == nil {
+			c.Synced = []byte(synced)
+			c.NextAttemptAt, c.CreatedAt, c.UpdatedAt = fromMS(next), fromMS(created), fromMS(updated)
+			c.Parked = parked != 0
+			claimed = &c
+		}
+		if e.id.Valid {
+			evs = append(evs, Event{ID: e.id.Int64, MasterID: e.master.String, Kind: e.kind.String, DedupeKey: e.dedupe.String,
+				OccurredAt: fromMS(e.occ.Int64), ReceivedAt: fromMS(e.rec.Int64), Payload: []byte(e.payload.String)})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("store: claim: %w", err)
+	}
+	return claimed, evs, nil
+}
+
+// prefixed qualifies each column of a comma-separated list.
+func prefixed(p, cols string) string {
+	parts := strings.Split(cols, ", ")
+	for i := range parts {
+		parts[i] = p + parts[i]
+	}
+	return strings.Join(parts, ", ")
 }
 
 // claimQuery is Claim's statement. The due calls are found through the
