@@ -443,13 +443,23 @@ func (s *DB) Counts(ctx context.Context) (Counts, error) {
 // entries it deleted.
 func (s *DB) Purge(ctx context.Context, before time.Time) (calls, entries int64, err error) {
 	err = s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM contacts WHERE version <= synced_version AND parked = 0
-			AND lease_owner = '' AND updated_at < $1`, ms(before))
-		if err != nil {
-			return err
-		}
-		if calls, err = res.RowsAffected(); err != nil || calls == 0 {
-			return err
+		del := `DELETE FROM contacts WHERE version <= synced_version AND parked = 0
+			AND lease_owner = '' AND updated_at < $1`
+		if s.dialect == postgres {
+			// No foreign key to cascade (see the schema): the events go too.
+			if err := tx.QueryRowContext(ctx, `WITH c AS (`+del+` RETURNING master_id),
+				e AS (DELETE FROM events WHERE master_id IN (SELECT master_id FROM c))
+				SELECT COUNT(*) FROM c`, ms(before)).Scan(&calls); err != nil || calls == 0 {
+				return err
+			}
+		} else {
+			res, err := tx.ExecContext(ctx, del, ms(before))
+			if err != nil {
+				return err
+			}
+			if calls, err = res.RowsAffected(); err != nil || calls == 0 {
+				return err
+			}
 		}
 		_, err = tx.ExecContext(ctx, countCallsSQL, -calls, rand.IntN(callCountShards))
 		return err

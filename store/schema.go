@@ -76,6 +76,13 @@ var migrations = []string{
 		(9, 0), (10, 0), (11, 0), (12, 0), (13, 0), (14, 0), (15, 0);
 	CREATE INDEX contacts_pending ON contacts (attempts, parked, version, synced_version) WHERE version > synced_version;
 	CREATE INDEX contacts_leased ON contacts (lease_until) WHERE lease_until > 0;`,
+	// On PostgreSQL the foreign key from events to contacts goes: checking
+	// it share-locked the call's row for every event inserted, which
+	// queued the claims and releases of other bridges behind the intake
+	// (and filled the multixact cache). The store writes a call's row
+	// before its events in one transaction, and Purge deletes a call's
+	// events with it. SQLite, one bridge to a file, keeps it.
+	`{{drop_events_fk}}`,
 }
 
 // migrateLock is the PostgreSQL advisory lock key that serialises migrations
@@ -117,7 +124,11 @@ func (s *DB) migrate(ctx context.Context) (err error) {
 		id = "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
 	}
 	for v := 1; v <= len(migrations); v++ {
-		ddl := strings.ReplaceAll(migrations[v-1], "{{id}}", id)
+		dropFK := ""
+		if s.dialect == postgres {
+			dropFK = `ALTER TABLE events DROP CONSTRAINT IF EXISTS events_master_id_fkey`
+		}
+		ddl := strings.NewReplacer("{{id}}", id, "{{drop_events_fk}}", dropFK).Replace(migrations[v-1])
 		if err := applyMigration(ctx, conn, v, ddl); err != nil {
 			return fmt.Errorf("store: migration %d: %w", v, err)
 		}

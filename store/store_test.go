@@ -87,6 +87,7 @@ func TestStore(t *testing.T) {
 		"UnknownContactIsNotFound":   testUnknownContact,
 		"PingWrites":                 testPing,
 		"PurgeKeepsUnfinishedWork":   testPurge,
+		"EventsForeignKey":           testEventsForeignKey,
 		"QuietWarningsResolve":       testQuietWarningsResolve,
 		"LeaseHasOneHolder":          testLeaseHasOneHolder,
 		"CursorWrittenUnderLease":    testCursorWrittenUnderLease,
@@ -427,6 +428,21 @@ func testContactsListAndCounts(t *testing.T, b bundle) {
 func testUnknownContact(t *testing.T, b bundle) {
 	if _, _, err := b.db.Contact(b.ctx, "nope"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("err = %v, want ErrNotFound", err)
+	}
+}
+
+// testEventsForeignKey: on PostgreSQL, an event does not lock its call's
+// row (no foreign key: several bridges' claims and releases would queue
+// behind the intake); on SQLite, one bridge to a file, the key stays.
+func testEventsForeignKey(t *testing.T, b bundle) {
+	q, want := `SELECT COUNT(*) FROM pragma_foreign_key_list('events')`, 1
+	if b.db.dialect == postgres {
+		q, want = `SELECT COUNT(*) FROM information_schema.table_constraints
+			WHERE table_schema = current_schema() AND table_name = 'events' AND constraint_type = 'FOREIGN KEY'`, 0
+	}
+	var n int
+	if err := b.db.db.QueryRowContext(b.ctx, q).Scan(&n); err != nil || n != want {
+		t.Fatalf("%s: foreign keys on events: %d, %v; want %d", b.db.Dialect(), n, err, want)
 	}
 }
 
