@@ -115,58 +115,35 @@ func (s *DB) Claim(ctx context.Context, owner string, lease time.Duration) (*Con
 	return claimed, evs, nil
 }
 
-// claimPG is Claim on PostgreSQL: the lease and the read of the events in
-// one statement, so one round trip, and the call's row is locked only for
-// that statement and its commit (several bridges' batches bump the rows
-// that claims lock: a claim held open across round trips made them queue).
+// claimPG is Claim on PostgreSQL: the lease is one statement on its own,
+// so the call's row is locked only for that statement and its commit
+// (several bridges' batches bump the rows that claims lock: a claim held
+// open across round trips made them queue). The events are read after it,
+// in a statement of their own: its snapshot then holds every event up to
+// the version the lease returned. (Both in one statement would read the
+// events as of the statement's start, missing those of a batch that
+// committed while the lease waited for the row.) If they cannot be read,
+// the lease is given back.
 func (s *DB) claimPG(ctx context.Context, owner string, lease time.Duration) (*Contact, []Event, error) {
 	q, args := s.claimQuery(owner, lease)
-	rows, err := s.db.QueryContext(ctx, `WITH c AS (`+q+`)
-		SELECT `+prefixed("c.", contactCols)+`, `+prefixed("e.", eventCols)+`
-		FROM c LEFT JOIN events e ON e.master_id = c.master_id ORDER BY e.id`, args...)
+	c, err := scanContact(s.db.QueryRowContext(ctx, q, args...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil, nil
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: claim: %w", err)
 	}
-	defer rows.Close()
-	var claimed *Contact
-	var evs []Event
-	for rows.Next() {
-		var c Contact
-		var e struct {
-			id, occ, rec                  sql.NullInt64
-			master, kind, dedupe, payload sql.NullString
+	evs, err := collect(ctx, s.db, scanEvent, `SELECT `+eventCols+` FROM events WHERE master_id = $1 ORDER BY id`, c.MasterID)
+	if err != nil {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, rerr := s.db.ExecContext(rctx, `UPDATE contacts SET lease_owner = '', lease_until = 0 WHERE master_id = $1 AND lease_owner = $2`,
+			c.MasterID, owner); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("giving the lease back: %w", rerr))
 		}
-		var synced string
-		var next, created, updated int64
-		var parked int
-		if err := rows.Scan(&c.MasterID, &c.SysID, &c.Version, &c.SyncedVersion, &synced, &c.Attempts, &next, &parked, &c.LastError, &created, &updated,
-			&e.id, &e.master, &e.kind, &e.dedupe, &e.occ, &e.rec, &e.payload); err != nil {
-			return nil, nil, fmt.Errorf("store: claim: %w", err)
-		}
-		if claimed == nil {
-			c.Synced = []byte(synced)
-			c.NextAttemptAt, c.CreatedAt, c.UpdatedAt = fromMS(next), fromMS(created), fromMS(updated)
-			c.Parked = parked != 0
-			claimed = &c
-		}
-		if e.id.Valid {
-			evs = append(evs, Event{ID: e.id.Int64, MasterID: e.master.String, Kind: e.kind.String, DedupeKey: e.dedupe.String,
-				OccurredAt: fromMS(e.occ.Int64), ReceivedAt: fromMS(e.rec.Int64), Payload: []byte(e.payload.String)})
-		}
+		return nil, nil, fmt.Errorf("store: claim: events of %s: %w", c.MasterID, err)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, fmt.Errorf("store: claim: %w", err)
-	}
-	return claimed, evs, nil
-}
-
-// prefixed qualifies each column of a comma-separated list.
-func prefixed(p, cols string) string {
-	parts := strings.Split(cols, ", ")
-	for i := range parts {
-		parts[i] = p + parts[i]
-	}
-	return strings.Join(parts, ", ")
+	return &c, evs, nil
 }
 
 // claimQuery is Claim's statement. The due calls are found through the
