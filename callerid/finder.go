@@ -165,7 +165,7 @@ func (f *Finder) cached(ctx context.Context, key string, hits, misses *atomic.In
 		if ttl > 0 {
 			f.mu.Lock()
 			f.cache[key] = cached{c: c, expires: f.now().Add(ttl)}
-			if len(f.cache) > 50000 {
+			if len(f.cache) > maxCached {
 				f.evict()
 			}
 			f.mu.Unlock()
@@ -184,13 +184,25 @@ func clone(c ctibridge.Caller) ctibridge.Caller {
 	return c
 }
 
-// evict drops expired entries. Caller holds mu.
+// maxCached bounds the cache: numbers and callers' tasks remembered at once.
+const maxCached = 50000
+
+// evict drops expired entries and then, if the cache is still full (a busy
+// day's distinct numbers within one TTL), entries at random until a tenth
+// of it is free, so memory does not grow with the number of callers.
+// Caller holds mu.
 func (f *Finder) evict() {
 	now := f.now()
 	for k, e := range f.cache {
 		if now.After(e.expires) {
 			delete(f.cache, k)
 		}
+	}
+	for k := range f.cache { // map order is random
+		if len(f.cache) <= maxCached*9/10 {
+			break
+		}
+		delete(f.cache, k)
 	}
 }
 
