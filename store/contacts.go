@@ -86,10 +86,14 @@ func (s *DB) AddEvent(ctx context.Context, ev Event, sysID string) (c Contact, a
 // database's clock (see withClock). The lease and the read of the contact's
 // events are one transaction: a claim whose events cannot be read (the
 // database went away in between) does not hold the contact for a lease.
+//
+// On PostgreSQL the lease and the read stay two statements of one
+// transaction: the read must be a statement of its own, whose snapshot holds
+// every event up to the version the lease returned (in one statement the
+// events would be read as of its start, missing those of a batch that
+// committed while the lease waited for the row), and the transaction keeps
+// a read that fails from leaving the call leased.
 func (s *DB) Claim(ctx context.Context, owner string, lease time.Duration) (*Contact, []Event, error) {
-	if s.dialect == postgres {
-		return s.claimPG(ctx, owner, lease)
-	}
 	var claimed *Contact
 	var evs []Event
 	err := s.write(ctx, func(ctx context.Context, tx *writerTx) error {
@@ -113,37 +117,6 @@ func (s *DB) Claim(ctx context.Context, owner string, lease time.Duration) (*Con
 		return nil, nil, fmt.Errorf("store: claim: %w", err)
 	}
 	return claimed, evs, nil
-}
-
-// claimPG is Claim on PostgreSQL: the lease is one statement on its own,
-// so the call's row is locked only for that statement and its commit
-// (several bridges' batches bump the rows that claims lock: a claim held
-// open across round trips made them queue). The events are read after it,
-// in a statement of their own: its snapshot then holds every event up to
-// the version the lease returned. (Both in one statement would read the
-// events as of the statement's start, missing those of a batch that
-// committed while the lease waited for the row.) If they cannot be read,
-// the lease is given back.
-func (s *DB) claimPG(ctx context.Context, owner string, lease time.Duration) (*Contact, []Event, error) {
-	q, args := s.claimQuery(owner, lease)
-	c, err := scanContact(s.db.QueryRowContext(ctx, q, args...))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil, nil
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("store: claim: %w", err)
-	}
-	evs, err := collect(ctx, s.db, scanEvent, `SELECT `+eventCols+` FROM events WHERE master_id = $1 ORDER BY id`, c.MasterID)
-	if err != nil {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if _, rerr := s.db.ExecContext(rctx, `UPDATE contacts SET lease_owner = '', lease_until = 0 WHERE master_id = $1 AND lease_owner = $2`,
-			c.MasterID, owner); rerr != nil {
-			err = errors.Join(err, fmt.Errorf("giving the lease back: %w", rerr))
-		}
-		return nil, nil, fmt.Errorf("store: claim: events of %s: %w", c.MasterID, err)
-	}
-	return &c, evs, nil
 }
 
 // claimQuery is Claim's statement. The due calls are found through the
