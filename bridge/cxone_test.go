@@ -14,19 +14,29 @@ import (
 	"github.com/ctibridge/ctibridge/snowsim"
 )
 
+// withCXone starts the ServiceNow and CXone simulators and a bridge that
+// uses both; poll, if not empty, is its cxone.poll.
+func withCXone(tb testing.TB, poll string) (*snowsim.Server, *cxonesim.Server, string) {
+	sn, snURL := bridgetest.Simulator(tb, snowsim.Options{})
+	cx := cxonesim.New(cxonesim.Options{})
+	cxSrv := httptest.NewServer(cx)
+	tb.Cleanup(cxSrv.Close)
+	vars := map[string]string{"CTIBRIDGE_SN_REQUESTS_PER_HOUR": "-1",
+		"CTIBRIDGE_CXONE_ACCESS_KEY_ID": cxonesim.DefaultAccessKeyID, "CTIBRIDGE_CXONE_ACCESS_KEY_SECRET": cxonesim.DefaultAccessKeySecret,
+		"CTIBRIDGE_CXONE_API": cxSrv.URL}
+	if poll != "" {
+		vars["CTIBRIDGE_CXONE_POLL"] = poll
+	}
+	_, base := bridgetest.Serve(tb, bridgetest.Config(tb, snURL, vars))
+	return sn, cx, base
+}
+
 // TestAgentFromCXone: with CTIBRIDGE_CXONE_* pointing at a CXone tenant, an
 // answered event that carries only the CXone agent id assigns the
 // interaction to the ServiceNow user whose e-mail is the CXone agent's.
 func TestAgentFromCXone(t *testing.T) {
 	t.Parallel()
-	sn, snURL := bridgetest.Simulator(t, snowsim.Options{})
-	cx := cxonesim.New(cxonesim.Options{})
-	cxURL := httptest.NewServer(cx)
-	t.Cleanup(cxURL.Close)
-	cfg := bridgetest.Config(t, snURL, map[string]string{"CTIBRIDGE_SN_REQUESTS_PER_HOUR": "-1",
-		"CTIBRIDGE_CXONE_ACCESS_KEY_ID": cxonesim.DefaultAccessKeyID, "CTIBRIDGE_CXONE_ACCESS_KEY_SECRET": cxonesim.DefaultAccessKeySecret,
-		"CTIBRIDGE_CXONE_API": cxURL.URL})
-	_, base := bridgetest.Serve(t, cfg)
+	sn, cx, base := withCXone(t, "")
 
 	post := func(kind string, body string) map[string]string {
 		t.Helper()

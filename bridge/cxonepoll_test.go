@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -13,7 +12,6 @@ import (
 	"github.com/ctibridge/ctibridge"
 	"github.com/ctibridge/ctibridge/bridge/bridgetest"
 	"github.com/ctibridge/ctibridge/cxonesim"
-	"github.com/ctibridge/ctibridge/snowsim"
 )
 
 // TestPollerAndStudioConverge: with cxone.poll on, a transferred call that
@@ -22,14 +20,7 @@ import (
 // second agent, with one transfer note and one end note.
 func TestPollerAndStudioConverge(t *testing.T) {
 	t.Parallel()
-	sn, snURL := bridgetest.Simulator(t, snowsim.Options{})
-	cx := cxonesim.New(cxonesim.Options{})
-	cxSrv := httptest.NewServer(cx)
-	t.Cleanup(cxSrv.Close)
-	cfg := bridgetest.Config(t, snURL, map[string]string{"CTIBRIDGE_SN_REQUESTS_PER_HOUR": "-1",
-		"CTIBRIDGE_CXONE_ACCESS_KEY_ID": cxonesim.DefaultAccessKeyID, "CTIBRIDGE_CXONE_ACCESS_KEY_SECRET": cxonesim.DefaultAccessKeySecret,
-		"CTIBRIDGE_CXONE_API": cxSrv.URL, "CTIBRIDGE_CXONE_POLL": "1s"})
-	_, base := bridgetest.Serve(t, cfg)
+	sn, cx, base := withCXone(t, "1s")
 
 	m, err := cx.AddCall(cxonesim.Script{ANI: "8013203420", AgentID: 1001, QueueFor: time.Second, TalkFor: 4 * time.Second,
 		TransferTo: &cxonesim.Transfer{AgentID: 1002, After: 2 * time.Second}})
@@ -101,14 +92,7 @@ func TestPollerAndStudioConverge(t *testing.T) {
 // the poll interval plus 1 s. Each iteration plays 40 calls, answered at
 // spread-out moments.
 func BenchmarkCXonePollLatency(b *testing.B) {
-	sn, snURL := bridgetest.Simulator(b, snowsim.Options{})
-	cx := cxonesim.New(cxonesim.Options{})
-	cxSrv := httptest.NewServer(cx)
-	b.Cleanup(cxSrv.Close)
-	cfg := bridgetest.Config(b, snURL, map[string]string{"CTIBRIDGE_SN_REQUESTS_PER_HOUR": "-1",
-		"CTIBRIDGE_CXONE_ACCESS_KEY_ID": cxonesim.DefaultAccessKeyID, "CTIBRIDGE_CXONE_ACCESS_KEY_SECRET": cxonesim.DefaultAccessKeySecret,
-		"CTIBRIDGE_CXONE_API": cxSrv.URL, "CTIBRIDGE_CXONE_POLL": "2s"})
-	bridgetest.Serve(b, cfg)
+	sn, cx, _ := withCXone(b, "2s")
 	var lat []time.Duration
 	for b.Loop() {
 		type pending struct {

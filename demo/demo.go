@@ -243,38 +243,36 @@ func (p *player) status(ctx context.Context, id string) (lifecycle.Status, error
 	return s, json.NewDecoder(resp.Body).Decode(&s)
 }
 
+// waitAll waits until every call is in sync with ServiceNow, as the
+// bridge reports it.
 func (p *player) waitAll(ctx context.Context, calls []call, limit time.Duration) {
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		done := 0
-		for _, c := range calls {
-			if s, err := p.status(ctx, c.id); err == nil && s.InSync {
-				done++
-			}
-		}
-		fmt.Fprintf(p.out, "\r  %d/%d calls in sync", done, len(calls))
-		if done == len(calls) {
-			fmt.Fprintln(p.out)
-			return
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	fmt.Fprintln(p.out)
+	p.waitCalls(ctx, calls, limit, "in sync", func(c call) bool {
+		s, err := p.status(ctx, c.id)
+		return err == nil && s.InSync
+	})
 }
 
 // waitStates waits until every call's interaction is in the state the
 // script wants (calls followed from CXone end in their own time).
 func (p *player) waitStates(ctx context.Context, calls []call, limit time.Duration) {
+	p.waitCalls(ctx, calls, limit, "as scripted", func(c call) bool {
+		rec, ok := p.sim.Record("interaction", ctibridge.SysID("ctibridge", c.id))
+		return ok && rec["state"] == c.wantState
+	})
+}
+
+// waitCalls shows how many calls are done, until all are or limit passes.
+func (p *player) waitCalls(ctx context.Context, calls []call, limit time.Duration, what string, done func(call) bool) {
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		done := 0
+		n := 0
 		for _, c := range calls {
-			if rec, ok := p.sim.Record("interaction", ctibridge.SysID("ctibridge", c.id)); ok && rec["state"] == c.wantState {
-				done++
+			if done(c) {
+				n++
 			}
 		}
-		fmt.Fprintf(p.out, "\r  %d/%d calls as scripted", done, len(calls))
-		if done == len(calls) {
+		fmt.Fprintf(p.out, "\r  %d/%d calls %s", n, len(calls), what)
+		if n == len(calls) {
 			fmt.Fprintln(p.out)
 			return
 		}

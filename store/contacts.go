@@ -86,13 +86,10 @@ func (s *DB) AddEvent(ctx context.Context, ev Event, sysID string) (c Contact, a
 // database's clock (see withClock). The lease and the read of the contact's
 // events are one transaction: a claim whose events cannot be read (the
 // database went away in between) does not hold the contact for a lease.
-//
-// On PostgreSQL the lease and the read stay two statements of one
-// transaction: the read must be a statement of its own, whose snapshot holds
-// every event up to the version the lease returned (in one statement the
-// events would be read as of its start, missing those of a batch that
-// committed while the lease waited for the row), and the transaction keeps
-// a read that fails from leaving the call leased.
+// They are two statements: on PostgreSQL the read's own snapshot holds
+// every event up to the version the lease returned, where one statement
+// would read the events as of its start and miss those of a batch that
+// committed while the lease waited for the row.
 func (s *DB) Claim(ctx context.Context, owner string, lease time.Duration) (*Contact, []Event, error) {
 	var claimed *Contact
 	var evs []Event
