@@ -66,23 +66,8 @@ func (r *Reconciler) fail(ctx, attempt context.Context, leaseEnd time.Time, owne
 	if errors.As(err, &se) {
 		op = string(se.step)
 	}
-	outcome := "retry"
-	if park {
-		outcome = "parked"
-	}
-	r.observe(outcome, start)
-	r.log.Warn("sync failed", "contact", c.MasterID, "step", op, "attempt", attempts, "parked", park,
-		"next", next.Format(time.RFC3339), "err", err)
-	ferr := r.finish(attempt, leaseEnd, func(wctx context.Context) error {
-		return r.db.Defer(wctx, owner, c.MasterID, c.Version, s.encode(), err.Error(), next, park)
-	})
-	// The error log is written once the call is released (parked or due
-	// later): an operator who sees the entry and retries the call is never
-	// undone by the release that follows.
 	if park || attempts >= r.cfg.AlertAfter {
-		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout) // the release may have taken ctx's time
-		defer cancel()
-		_, _, lerr := r.db.RecordError(lctx, store.ErrorEntry{
+		_, _, lerr := r.db.RecordError(ctx, store.ErrorEntry{
 			MasterID: c.MasterID, Operation: op, Severity: store.SeverityError, Status: f.status,
 			Message: f.message, Detail: f.detail, Attempts: attempts, DedupeKey: "contact:" + c.MasterID,
 		}, 365*24*time.Hour)
@@ -90,7 +75,16 @@ func (r *Reconciler) fail(ctx, attempt context.Context, leaseEnd time.Time, owne
 			r.log.Error("error log", "err", lerr)
 		}
 	}
-	return ferr
+	outcome := "retry"
+	if park {
+		outcome = "parked"
+	}
+	r.observe(outcome, start)
+	r.log.Warn("sync failed", "contact", c.MasterID, "step", op, "attempt", attempts, "parked", park,
+		"next", next.Format(time.RFC3339), "err", err)
+	return r.finish(attempt, leaseEnd, func(wctx context.Context) error {
+		return r.db.Defer(wctx, owner, c.MasterID, c.Version, s.encode(), err.Error(), next, park)
+	})
 }
 
 // backoff is exponential with full jitter, never shorter than what ServiceNow
