@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -204,5 +205,50 @@ func TestLinksOnceInABatch(t *testing.T) {
 				t.Errorf("a repeated attempt: %v, %d requests; want none", err, e.sim.Stats().Total-before)
 			}
 		})
+	}
+}
+
+// TestNoteAfterTwoInterruptedAttempts: a bridge dies after an update without
+// notes reached ServiceNow (the write is never recorded); the next attempt
+// records the closing note as under way and dies before sending it. The
+// attempt after that must write the note: the record's count grew since the
+// count stored before the first death, but not by the note.
+func TestNoteAfterTwoInterruptedAttempts(t *testing.T) {
+	t.Parallel()
+	e := newStepsEnv(t)
+	ctx := context.Background()
+	sysID := ctibridge.SysID("ns", "k1")
+	at := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	evs := []ctibridge.Event{{Kind: ctibridge.Queued, ANI: "+13125550100", ContactID: "c1", ReceivedAt: at}}
+	stored, err := e.r.sync(ctx, "k1", sysID, ctibridge.Summarize("k1", evs), synced{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Answered: the update lands, the bridge dies before storing the outcome.
+	evs = append(evs, ctibridge.Event{Kind: ctibridge.Answered, AgentUserName: "jdoe", ContactID: "c1", ReceivedAt: at.Add(time.Second)})
+	if _, err := e.r.sync(ctx, "k1", sysID, ctibridge.Summarize("k1", evs), stored, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Released: the note is checkpointed as under way, and the bridge dies
+	// before sending it.
+	evs = append(evs, ctibridge.Event{Kind: ctibridge.Released, Reason: "16", ReceivedAt: at.Add(2 * time.Second)})
+	died := errors.New("killed")
+	s := stored
+	s.takeOver()
+	_, err = e.r.sync(ctx, "k1", sysID, ctibridge.Summarize("k1", evs), s, func(s synced) error { stored = s; return died })
+	if !errors.Is(err, died) || len(stored.NotesUnsure) != 1 {
+		t.Fatalf("second attempt: %v, notes under way %v; want it to die after recording the note as under way", err, stored.NotesUnsure)
+	}
+	s = stored
+	s.takeOver()
+	if _, err := e.r.sync(ctx, "k1", sysID, ctibridge.Summarize("k1", evs), s, nil); err != nil {
+		t.Fatal(err)
+	}
+	var notes []string
+	for _, j := range e.sim.Journal("interaction", sysID, "work_notes") {
+		notes = append(notes, j.Value)
+	}
+	if len(notes) != 1 || !strings.Contains(notes[0], "call ended. reason: 16") {
+		t.Errorf("work notes %q; want the closing note once", notes)
 	}
 }

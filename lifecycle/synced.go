@@ -63,6 +63,20 @@ func (s synced) encode() []byte {
 	return b
 }
 
+// takeOver prepares the state an interrupted attempt left (one that never
+// released its call: its process died, or its lease ran out) for the attempt
+// after it. The interrupted attempt may have written to the record without
+// recording it, so the sys_mod_count known from before is stale: were a
+// note's write to be lost later, the record's count having grown would count
+// it as written. It is read again before notes are written. Notes whose write
+// was under way are settled against the count stored with them, which the
+// settling reads afresh.
+func (s *synced) takeOver() {
+	if len(s.NotesUnsure) == 0 {
+		s.ModCount = ""
+	}
+}
+
 func (s synced) hasNote(key string) bool { return slices.Contains(s.Notes, key) }
 
 // appendNew appends k unless list holds it.

@@ -166,6 +166,9 @@ func (r *Reconciler) RunOnce(ctx context.Context, owner string) (bool, error) {
 	jctx, cancel := context.WithTimeout(ctx, r.cfg.JobTimeout)
 	defer cancel()
 	s, err := decodeSynced(c.Synced)
+	if c.Interrupted {
+		s.takeOver()
+	}
 	if err == nil {
 		var call ctibridge.Call
 		call, err = summarize(c.MasterID, evs)

@@ -38,22 +38,27 @@ type Contact struct {
 	LastError     string
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
+	// Interrupted: the call's last attempt ended without releasing it (its
+	// process died, or its lease ran out), so writes it sent may have
+	// reached ServiceNow without their outcome being recorded. Set by
+	// Claim, for the attempt that takes the call over.
+	Interrupted bool
 }
 
 // Pending reports whether the contact has events ServiceNow does not reflect yet.
 func (c Contact) Pending() bool { return c.Version > c.SyncedVersion }
 
-const contactCols = `master_id, sys_id, version, synced_version, synced, attempts, next_attempt_at, parked, last_error, created_at, updated_at`
+const contactCols = `master_id, sys_id, version, synced_version, synced, attempts, next_attempt_at, parked, last_error, created_at, updated_at, interrupted`
 
 func scanContact(row interface{ Scan(...any) error }) (Contact, error) {
 	var c Contact
 	var synced string
 	var next, created, updated int64
-	var parked int
-	err := row.Scan(&c.MasterID, &c.SysID, &c.Version, &c.SyncedVersion, &synced, &c.Attempts, &next, &parked, &c.LastError, &created, &updated)
+	var parked, interrupted int
+	err := row.Scan(&c.MasterID, &c.SysID, &c.Version, &c.SyncedVersion, &synced, &c.Attempts, &next, &parked, &c.LastError, &created, &updated, &interrupted)
 	c.Synced = []byte(synced)
 	c.NextAttemptAt, c.CreatedAt, c.UpdatedAt = fromMS(next), fromMS(created), fromMS(updated)
-	c.Parked = parked != 0
+	c.Parked, c.Interrupted = parked != 0, interrupted != 0
 	return c, err
 }
 
@@ -123,7 +128,10 @@ func (s *DB) claimQuery(owner string, lease time.Duration) (string, []any) {
 	if s.dialect == postgres {
 		lock = " FOR NO KEY UPDATE SKIP LOCKED" // not FOR UPDATE: events inserted meanwhile (a foreign key to the row) need not wait
 	}
-	return s.withClock(`UPDATE contacts SET lease_owner = $1, lease_until = {{now}} + $2
+	// A lease's owner is cleared only by a release: one still there
+	// belongs to an attempt that never finished.
+	return s.withClock(`UPDATE contacts SET lease_owner = $1, lease_until = {{now}} + $2,
+		interrupted = CASE WHEN lease_owner <> '' THEN 1 ELSE 0 END
 		WHERE master_id = (SELECT master_id FROM contacts
 			WHERE version > synced_version AND parked = 0 AND next_attempt_at <= {{now}} AND lease_until < {{now}}
 			ORDER BY next_attempt_at LIMIT 1`+lock+`)
@@ -200,7 +208,8 @@ func (s *DB) release(ctx context.Context, now time.Time, owner, masterID, set st
 // SQLite bridge calls it at start: leases left by a killed process would
 // otherwise delay those contacts until they expire.
 func (s *DB) ReleaseLeases(ctx context.Context, keep string) error {
-	_, err := s.exec(ctx, `UPDATE contacts SET lease_owner = '', lease_until = 0
+	// The owner stays: the next claim learns that the attempt never finished.
+	_, err := s.exec(ctx, `UPDATE contacts SET lease_until = 0
 		WHERE lease_until > 0 AND lease_owner <> '' AND lease_owner <> $1`, keep)
 	if err != nil {
 		return fmt.Errorf("store: release leases: %w", err)

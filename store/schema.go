@@ -83,6 +83,9 @@ var migrations = []string{
 	// before its events in one transaction, and Purge deletes a call's
 	// events with it. SQLite, one bridge to a file, keeps it.
 	`{{drop_events_fk}}`,
+	// Whether a claimed call's last attempt ended without a release (see
+	// Contact.Interrupted).
+	`ALTER TABLE contacts ADD COLUMN interrupted INTEGER NOT NULL DEFAULT 0;`,
 }
 
 // migrateLock is the PostgreSQL advisory lock key that serialises migrations

@@ -218,6 +218,9 @@ func testEventDuringWorkStaysDue(t *testing.T, b bundle) {
 	if next == nil || next.Version != 2 || len(evs) != 2 {
 		t.Fatalf("event during work was lost: claim=%+v events=%d", next, len(evs))
 	}
+	if c.Interrupted || next.Interrupted {
+		t.Errorf("interrupted: first claim %v, claim after Done %v; want neither", c.Interrupted, next.Interrupted)
+	}
 }
 
 func testDeferBacksOffAndParks(t *testing.T, b bundle) {
@@ -272,6 +275,9 @@ func testExpiredLeaseIsReclaimed(t *testing.T, b bundle) {
 	if c == nil {
 		t.Fatal("contact of a dead worker not reclaimed after its lease expired")
 	}
+	if !c.Interrupted {
+		t.Error("a call whose lease ran out was claimed without being reported as interrupted")
+	}
 	if err := b.db.Done(b.ctx, "dead", "m1", 1, nil); !errors.Is(err, ErrLeaseLost) {
 		t.Fatalf("late Done by dead worker: %v, want ErrLeaseLost", err)
 	}
@@ -283,8 +289,18 @@ func testReleaseLeasesAfterCrash(t *testing.T, b bundle) {
 	if err := b.db.ReleaseLeases(b.ctx, "fresh"); err != nil {
 		t.Fatal(err)
 	}
-	if c, _ := mustClaim(t, b, "fresh"); c == nil {
+	c, _ := mustClaim(t, b, "fresh")
+	if c == nil {
 		t.Fatal("lease of a crashed process still held after ReleaseLeases")
+	}
+	if !c.Interrupted {
+		t.Error("a call the crashed process never released was claimed without being reported as interrupted")
+	}
+	if err := b.db.Defer(b.ctx, "fresh", "m1", c.Version, nil, "503", b.clock.now(), false); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := mustClaim(t, b, "fresh"); c == nil || c.Interrupted {
+		t.Fatalf("claim after a released attempt: %+v, want a call not interrupted", c)
 	}
 }
 
