@@ -131,7 +131,7 @@ func (s *DB) claimQuery(owner string, lease time.Duration) (string, []any) {
 	// A lease's owner is cleared only by a release: one still there
 	// belongs to an attempt that never finished.
 	return s.withClock(`UPDATE contacts SET lease_owner = $1, lease_until = {{now}} + $2,
-		interrupted = CASE WHEN lease_owner <> '' THEN 1 ELSE 0 END
+		interrupted = CASE WHEN lease_owner <> '' THEN 1 ELSE 0 END, retried = 0
 		WHERE master_id = (SELECT master_id FROM contacts
 			WHERE version > synced_version AND parked = 0 AND next_attempt_at <= {{now}} AND lease_until < {{now}}
 			ORDER BY next_attempt_at LIMIT 1`+lock+`)
@@ -181,15 +181,16 @@ func (s *DB) leased(ctx context.Context, q string, args ...any) error {
 //
 // claimedVersion is the version the worker acted on: if an event arrived during
 // the attempt, the contact is neither parked nor delayed, so the new event is
-// not held hostage by the old failure.
+// not held hostage by the old failure. Nor is it if an operator retried it
+// during the attempt: the retry stands.
 //
 // next is read on this process's clock; what is stored is the same delay from
 // now on the clock leases are measured against (see withClock).
 func (s *DB) Defer(ctx context.Context, owner, masterID string, claimedVersion int64, synced []byte, lastErr string, next time.Time, parked bool) error {
 	now := s.now()
 	return s.release(ctx, now, owner, masterID, `synced = $3, attempts = attempts + 1, last_error = $4,
-		next_attempt_at = CASE WHEN version = $7 THEN {{now}} + $5 ELSE next_attempt_at END,
-		parked = CASE WHEN version = $7 THEN $6 ELSE 0 END`,
+		next_attempt_at = CASE WHEN version = $7 AND retried = 0 THEN {{now}} + $5 ELSE next_attempt_at END,
+		parked = CASE WHEN version = $7 AND retried = 0 THEN $6 ELSE 0 END`,
 		string(synced), lastErr, ms(next)-ms(now), boolInt(parked), claimedVersion)
 }
 
@@ -340,12 +341,15 @@ func collect[T any](ctx context.Context, db querier, scan func(interface{ Scan(.
 }
 
 // Retry makes the given contacts due now, un-parking them and resetting their
-// attempt count. It returns how many contacts were affected.
+// attempt count. It returns how many contacts were affected. A retry made
+// while an attempt holds a contact stands: that attempt's failure (Defer)
+// neither parks nor delays it again. (The flag it sets is cleared by the
+// next claim.)
 func (s *DB) Retry(ctx context.Context, masterIDs ...string) (int, error) {
 	n := 0
 	for _, id := range masterIDs {
 		now := s.now()
-		q, args := s.withClock(`UPDATE contacts SET parked = 0, attempts = 0, next_attempt_at = {{now}}, updated_at = $2
+		q, args := s.withClock(`UPDATE contacts SET parked = 0, attempts = 0, next_attempt_at = {{now}}, updated_at = $2, retried = 1
 			WHERE master_id = $1 AND version > synced_version`, now, id, ms(now))
 		res, err := s.exec(ctx, q, args...)
 		if err != nil {

@@ -84,8 +84,10 @@ var migrations = []string{
 	// events with it. SQLite, one bridge to a file, keeps it.
 	`{{drop_events_fk}}`,
 	// Whether a claimed call's last attempt ended without a release (see
-	// Contact.Interrupted).
-	`ALTER TABLE contacts ADD COLUMN interrupted INTEGER NOT NULL DEFAULT 0;`,
+	// Contact.Interrupted), and whether an operator retried the call while
+	// an attempt held it (see Retry).
+	`ALTER TABLE contacts ADD COLUMN interrupted INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE contacts ADD COLUMN retried INTEGER NOT NULL DEFAULT 0;`,
 }
 
 // migrateLock is the PostgreSQL advisory lock key that serialises migrations

@@ -76,6 +76,7 @@ func TestStore(t *testing.T) {
 		"EventDuringWorkStaysDue":    testEventDuringWorkStaysDue,
 		"DeferBacksOffAndParks":      testDeferBacksOffAndParks,
 		"DeferDoesNotParkNewEvent":   testDeferDoesNotParkNewEvent,
+		"RetryDuringAttemptStands":   testRetryDuringAttemptStands,
 		"ExpiredLeaseIsReclaimed":    testExpiredLeaseIsReclaimed,
 		"FailedClaimHoldsNothing":    testFailedClaimHoldsNothing,
 		"ReleaseLeasesAfterCrash":    testReleaseLeasesAfterCrash,
@@ -250,6 +251,30 @@ func testDeferBacksOffAndParks(t *testing.T, b bundle) {
 	c, _ = mustClaim(t, b, "w1")
 	if c == nil || c.Attempts != 0 || c.Parked {
 		t.Fatalf("retried contact: %+v", c)
+	}
+}
+
+// An operator retries a call while a failing attempt holds it: the
+// attempt's release must not park it again, and it is due at once.
+func testRetryDuringAttemptStands(t *testing.T, b bundle) {
+	mustAdd(t, b, ev("m1", "queued", "q"))
+	c, _ := mustClaim(t, b, "w1")
+	if n, err := b.db.Retry(b.ctx, "m1"); err != nil || n != 1 {
+		t.Fatalf("Retry = %d, %v; want 1", n, err)
+	}
+	if err := b.db.Defer(b.ctx, "w1", "m1", c.Version, nil, "403 forbidden", b.clock.now().Add(time.Hour), true); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := mustClaim(t, b, "w1")
+	if got == nil {
+		t.Fatal("a call retried during its failing attempt was parked or delayed by that attempt")
+	}
+	// The retry was used up by that claim: the next failure parks again.
+	if err := b.db.Defer(b.ctx, "w1", "m1", got.Version, nil, "403 forbidden", b.clock.now().Add(time.Hour), true); err != nil {
+		t.Fatal(err)
+	}
+	if c, _, _ := b.db.Contact(b.ctx, "m1"); !c.Parked {
+		t.Error("a failure after the retried attempt did not park the call")
 	}
 }
 
