@@ -205,13 +205,16 @@ func (s *DB) release(ctx context.Context, now time.Time, owner, masterID, set st
 	return nil
 }
 
+// releaseLeasesQuery is ReleaseLeases' statement. The owner stays: the
+// next claim learns that the attempt never finished.
+const releaseLeasesQuery = `UPDATE contacts SET lease_until = 0
+	WHERE lease_until > 0 AND lease_owner <> '' AND lease_owner <> $1`
+
 // ReleaseLeases drops every lease held by owners other than keep. A single
 // SQLite bridge calls it at start: leases left by a killed process would
 // otherwise delay those contacts until they expire.
 func (s *DB) ReleaseLeases(ctx context.Context, keep string) error {
-	// The owner stays: the next claim learns that the attempt never finished.
-	_, err := s.exec(ctx, `UPDATE contacts SET lease_until = 0
-		WHERE lease_until > 0 AND lease_owner <> '' AND lease_owner <> $1`, keep)
+	_, err := s.exec(ctx, releaseLeasesQuery, keep)
 	if err != nil {
 		return fmt.Errorf("store: release leases: %w", err)
 	}

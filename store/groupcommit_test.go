@@ -746,8 +746,7 @@ func testQueriesUseIndexes(t *testing.T, b bundle) {
 	}{
 		{"counts", countsQ, countsArgs, []string{"contacts_pending", "contacts_leased"}},
 		{"claim", claimQ, claimArgs, []string{"contacts_due"}},
-		{"release leases", `UPDATE contacts SET lease_owner = '', lease_until = 0
-			WHERE lease_until > 0 AND lease_owner <> '' AND lease_owner <> $1`, []any{"w"}, []string{"contacts_leased"}},
+		{"release leases", releaseLeasesQuery, []any{"w"}, []string{"contacts_leased"}},
 	} {
 		plan := explain(t, b, c.q, c.args...)
 		text := strings.Join(plan, "\n")
