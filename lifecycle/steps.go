@@ -31,7 +31,7 @@ func (r *Reconciler) sync(ctx context.Context, masterID, sysID string, call ctib
 	// Create first: lookups that fail or are slow are left for a later
 	// attempt, and what they find comes in a later update.
 	later := r.lookup(ctx, call, &s)
-	if len(s.NotesUnsure) > 0 {
+	if len(s.NotesUnsure) > 0 && !s.CreateNotes {
 		if err := r.settleNotes(ctx, &s); err != nil {
 			return s, failed(ctibridge.StepUpdate, err)
 		}
@@ -44,10 +44,35 @@ func (r *Reconciler) sync(ctx context.Context, masterID, sysID string, call ctib
 		}
 	}
 	if !s.Created {
-		// The create carries no work notes: a create is retried whenever
-		// its outcome is unknown, and which notes an earlier attempt
-		// carried could not be told. Notes follow in an update.
-		res, err := insert(ctx, r.sn, r.cfg.Table, s.SysID, maps.Clone(d.fields), false)
+		// The first attempt's create carries the notes known so far (when
+		// a backlog is worked off, a call's every event is known before
+		// its first attempt, and its closing note costs no update of its
+		// own). They are recorded as under way first, with CreateNotes.
+		// A create is retried until its outcome is known; a retry carries
+		// the same notes, no more, so whichever create made the record,
+		// the notes are in it once. Notes known later follow in an
+		// update, as do all of a later attempt's (see Tried).
+		first := !s.CreateNotes
+		var carry []note
+		for _, n := range pending {
+			if (first && !s.Tried) || slices.Contains(s.NotesUnsure, n.key) {
+				carry = append(carry, n)
+			}
+		}
+		if first && len(carry) > 0 {
+			s.CreateNotes = true
+			for _, n := range carry {
+				s.NotesUnsure = append(s.NotesUnsure, n.key)
+			}
+			if save != nil {
+				if err := save(s); err != nil {
+					return s, err
+				}
+			}
+		}
+		fields := maps.Clone(d.fields)
+		addNotes(fields, carry)
+		res, err := insert(ctx, r.sn, r.cfg.Table, s.SysID, fields, false)
 		switch {
 		case errors.Is(err, errExists):
 			// Created by an earlier attempt whose outcome we did not record.
@@ -59,9 +84,29 @@ func (r *Reconciler) sync(ctx context.Context, masterID, sysID string, call ctib
 			}
 			s.Created, s.Number, s.Fields = true, current["number"], current
 			s.ModCount, s.Writer = current["sys_mod_count"], current["sys_created_by"]
+			// An earlier create made it: after a create with notes, that
+			// one, with the notes under way; else one without notes, by
+			// an attempt that did not record it (a bridge of a version
+			// that sent none).
+			var written []string
+			if !first {
+				written = s.NotesUnsure
+			}
+			s.createNotesLanded(written)
 		case err != nil:
+			if first && len(carry) > 0 && !mayHaveApplied(err) {
+				s.CreateNotes, s.NotesUnsure = false, nil
+			}
 			return s, failed(ctibridge.StepCreate, err)
 		default:
+			// This create made it, with the notes it carried. (A note under
+			// way that the call no longer wants, an earlier create's, was
+			// not carried; should it be wanted again, it is written then.)
+			var written []string
+			for _, n := range carry {
+				written = append(written, n.key)
+			}
+			s.createNotesLanded(written)
 			if res.sysIDIgnored && r.warn != nil {
 				r.warn.Warn(ctx, "sysid-ignored:"+r.cfg.Table, string(ctibridge.StepCreate), fmt.Sprintf(
 					"ServiceNow created %s %s under a sys_id of its own, not the one ctibridge chose (%s). ctibridge follows the real one, "+
@@ -74,6 +119,7 @@ func (r *Reconciler) sync(ctx context.Context, masterID, sysID string, call ctib
 			r.compareStored(ctx, &s, d.fields, res.record)
 			s.ModCount, s.Writer = res.modCount, res.writer
 		}
+		pending = slices.DeleteFunc(pending, func(n note) bool { return s.hasNote(n.key) })
 	}
 	patch := map[string]string{}
 	for k, v := range d.fields {

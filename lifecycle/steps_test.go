@@ -252,3 +252,116 @@ func TestNoteAfterTwoInterruptedAttempts(t *testing.T) {
 		t.Errorf("work notes %q; want the closing note once", notes)
 	}
 }
+
+// TestCreateCarriesNotes: when a call's events are all known before its
+// first attempt (a backlog being worked off), the create carries its notes
+// and no update follows. A create whose outcome the attempt did not learn
+// (the bridge died after recording the notes as under way) is made again
+// with the same notes; whichever create made the record, each note is in it
+// once, and a note the call stopped wanting meanwhile is written when it is
+// wanted again.
+func TestCreateCarriesNotes(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	ev := func(kind ctibridge.Kind, agent string, contact string, sec int) ctibridge.Event {
+		return ctibridge.Event{Kind: kind, ANI: "+13125550100", AgentUserName: agent, ContactID: contact, Reason: "16",
+			ReceivedAt: at.Add(time.Duration(sec) * time.Second), OccurredAt: at.Add(time.Duration(sec) * time.Second)}
+	}
+	journal := func(e *stepsEnv, sysID string) []string {
+		var out []string
+		for _, j := range e.sim.Journal("interaction", sysID, "work_notes") {
+			out = append(out, strings.Split(j.Value, "\n\n")...)
+		}
+		return out
+	}
+	ctx := context.Background()
+
+	t.Run("backlog", func(t *testing.T) {
+		e := newStepsEnv(t)
+		sysID := ctibridge.SysID("ns", "b1")
+		evs := []ctibridge.Event{ev(ctibridge.Queued, "", "c1", 0), ev(ctibridge.Answered, "jdoe", "c1", 10), ev(ctibridge.Released, "", "c1", 60)}
+		saves := 0
+		before := e.sim.Stats()
+		s, err := e.r.sync(ctx, "b1", sysID, ctibridge.Summarize("b1", evs), synced{}, func(synced) error { saves++; return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		after := e.sim.Stats()
+		rec, _ := e.sim.Record("interaction", sysID)
+		if notes := journal(e, sysID); len(notes) != 1 || !strings.HasPrefix(notes[0], "ctibridge: call ended.") || rec["sys_mod_count"] != "0" || rec["state"] != "closed_complete" {
+			t.Errorf("notes %q, sys_mod_count %s, state %s; want the closing note in the create, no update", notes, rec["sys_mod_count"], rec["state"])
+		}
+		if patches := after.ByTable["interaction"]["PATCH"] - before.ByTable["interaction"]["PATCH"]; patches != 0 || saves != 1 || !s.hasNote("released") || s.CreateNotes {
+			t.Errorf("%d updates, %d saves, state %+v; want none, one save before the create, the note settled", patches, saves, s)
+		}
+	})
+
+	t.Run("died before the create, then a note no longer wanted", func(t *testing.T) {
+		e := newStepsEnv(t)
+		sysID := ctibridge.SysID("ns", "b2")
+		// First attempt: the call as known then is queued and transferred
+		// to jdoe (the answer is still to come): a note "from the queue to
+		// John Doe". The bridge dies once the note is recorded as under way.
+		evs := []ctibridge.Event{ev(ctibridge.Queued, "", "c1", 0), ev(ctibridge.Transferred, "jdoe", "c3", 70)}
+		var stored synced
+		died := errors.New("killed")
+		if _, err := e.r.sync(ctx, "b2", sysID, ctibridge.Summarize("b2", evs), synced{}, func(s synced) error { stored = s; return died }); !errors.Is(err, died) {
+			t.Fatalf("first attempt: %v", err)
+		}
+		if !stored.CreateNotes || len(stored.NotesUnsure) != 1 {
+			t.Fatalf("stored before the create: %+v; want the transfer note under way", stored)
+		}
+		// Next attempt: the answer by jdoe arrived, so the transfer to
+		// jdoe is no transfer at all and its note is not wanted.
+		evs = append(evs, ev(ctibridge.Answered, "jdoe", "c1", 10))
+		s := stored
+		s.takeOver()
+		s, err := e.r.sync(ctx, "b2", sysID, ctibridge.Summarize("b2", evs), s, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if notes := journal(e, sysID); len(notes) != 0 {
+			t.Errorf("notes %q; want none", notes)
+		}
+		// Then asmith's part arrives: jdoe, asmith, jdoe. Both transfers'
+		// notes are wanted, the second one again.
+		evs = append(evs, ev(ctibridge.Transferred, "asmith", "c2", 40), ev(ctibridge.Released, "", "c3", 90))
+		if _, err := e.r.sync(ctx, "b2", sysID, ctibridge.Summarize("b2", evs), s, nil); err != nil {
+			t.Fatal(err)
+		}
+		notes := journal(e, sysID)
+		want := []string{"to Anna Smith", "from Anna Smith", "call ended"}
+		for _, w := range want {
+			n := 0
+			for _, got := range notes {
+				if strings.Contains(got, w) {
+					n++
+				}
+			}
+			if n != 1 {
+				t.Errorf("%d notes with %q, want one; notes %q", n, w, notes)
+			}
+		}
+	})
+
+	t.Run("create made, reply never read", func(t *testing.T) {
+		e := newStepsEnv(t)
+		sysID := ctibridge.SysID("ns", "b3")
+		evs := []ctibridge.Event{ev(ctibridge.Queued, "", "c1", 0), ev(ctibridge.Released, "", "c1", 30)}
+		var stored synced
+		// The create lands with its note; the bridge dies before it
+		// records the outcome: what is stored is the checkpoint.
+		if _, err := e.r.sync(ctx, "b3", sysID, ctibridge.Summarize("b3", evs), synced{}, func(s synced) error { stored = s; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		s := stored
+		s.takeOver()
+		s, err := e.r.sync(ctx, "b3", sysID, ctibridge.Summarize("b3", evs), s, nil)
+		if err != nil || !s.hasNote("released") || s.CreateNotes {
+			t.Fatalf("after the create was found made: %v, %+v", err, s)
+		}
+		if notes := journal(e, sysID); len(notes) != 1 || !strings.Contains(notes[0], "caller hung up before an agent answered") {
+			t.Errorf("notes %q; want the closing note once", notes)
+		}
+	})
+}

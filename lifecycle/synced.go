@@ -34,6 +34,14 @@ type synced struct {
 	// unknown (the reply was lost): settled by reading the record back
 	// before any note is written again.
 	NotesUnsure []string `json:"notesUnsure,omitempty"`
+	// CreateNotes: NotesUnsure were sent in a create whose outcome is
+	// unknown (the record is not known to exist yet).
+	CreateNotes bool `json:"createNotes,omitempty"`
+	// Tried: an attempt on the call has ended (or was interrupted), so a
+	// create without notes may have been sent. Only the first attempt's
+	// create carries notes: were the record made by an earlier create
+	// without them, a create with notes that found it made could not tell.
+	Tried bool `json:"tried,omitempty"`
 	// Rewritten are fields ServiceNow stored otherwise than written, with
 	// the value ctibridge wrote: not written again while the call wants
 	// that same value.
@@ -66,15 +74,30 @@ func (s synced) encode() []byte {
 // takeOver prepares the state an interrupted attempt left (one that never
 // released its call: its process died, or its lease ran out) for the attempt
 // after it. The interrupted attempt may have written to the record without
-// recording it, so the sys_mod_count known from before is stale: were a
-// note's write to be lost later, the record's count having grown would count
-// it as written. It is read again before notes are written. Notes whose write
-// was under way are settled against the count stored with them, which the
-// settling reads afresh.
+// recording it:
+//   - the fields known to be stored may not be what the record holds (an
+//     update with an earlier agent landed, unrecorded): every field is
+//     written again;
+//   - the sys_mod_count known from before is stale: were a note's write to
+//     be lost later, the record's count having grown would count it as
+//     written. It is read again before notes are written. Notes whose
+//     write was under way are settled against the count stored with them,
+//     which the settling reads afresh;
+//   - it may have sent a create (see Tried).
 func (s *synced) takeOver() {
+	s.Fields = nil
 	if len(s.NotesUnsure) == 0 {
 		s.ModCount = ""
 	}
+	s.Tried = true
+}
+
+// createNotesLanded settles the notes creates of unknown outcome carried,
+// once the record is known to exist: written are the keys of the notes
+// that the create which made it carried.
+func (s *synced) createNotesLanded(written []string) {
+	s.Notes = append(s.Notes, written...)
+	s.CreateNotes, s.NotesUnsure = false, nil
 }
 
 func (s synced) hasNote(key string) bool { return slices.Contains(s.Notes, key) }

@@ -177,6 +177,7 @@ func (r *Reconciler) RunOnce(ctx context.Context, owner string) (bool, error) {
 			s, err = r.sync(jctx, c.MasterID, c.SysID, call, s, save)
 		}
 	}
+	s.Tried = true
 	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 	defer scancel()
 	if err == nil {
