@@ -530,7 +530,7 @@ func (c *Client) exchange(ctx context.Context, x exchange) (err error) {
 	if overload(resp.StatusCode) {
 		told = overloaded
 	}
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	raw, err := readBody(resp, 64<<20)
 	if err != nil {
 		if told == replied {
 			told = noReply
@@ -648,4 +648,16 @@ func validTable(t string) bool {
 		}
 	}
 	return true
+}
+
+// readBody reads a reply's body, at most limit bytes: in one allocation
+// when the reply says its length (most replies), where io.ReadAll would
+// grow its buffer several times.
+func readBody(resp *http.Response, limit int64) ([]byte, error) {
+	if n := resp.ContentLength; n > 0 && n <= limit {
+		b := make([]byte, n)
+		_, err := io.ReadFull(resp.Body, b)
+		return b, err
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, limit))
 }
