@@ -99,6 +99,39 @@ var known = map[string]bool{
 	"reason": true, "disposition": true, "notes": true,
 }
 
+// textField is where a known field other than occurredAt goes in an Event.
+func textField(ev *Event, key string) *string {
+	switch key {
+	case "contactId":
+		return &ev.ContactID
+	case "ani":
+		return &ev.ANI
+	case "dnis":
+		return &ev.DNIS
+	case "skill":
+		return &ev.Skill
+	case "skillName":
+		return &ev.SkillName
+	case "pointOfContact":
+		return &ev.PointOfContact
+	case "direction":
+		return &ev.Direction
+	case "agentId":
+		return &ev.AgentID
+	case "agentUserName":
+		return &ev.AgentUserName
+	case "agentEmail":
+		return &ev.AgentEmail
+	case "reason":
+		return &ev.Reason
+	case "disposition":
+		return &ev.Disposition
+	case "notes":
+		return &ev.Notes
+	}
+	panic("event: no field " + key)
+}
+
 // DecodeEvent parses and validates an event body. An empty body is an event
 // with no fields. Values may be JSON strings, numbers or booleans (Studio
 // variables are untyped); objects and arrays are refused.
@@ -117,12 +150,6 @@ func DecodeEvent(kind Kind, body []byte) (Event, error) {
 	}
 	if dec.More() {
 		return ev, &FieldError{"body", "has data after the JSON object"}
-	}
-	set := map[string]*string{
-		"contactId": &ev.ContactID, "ani": &ev.ANI, "dnis": &ev.DNIS, "skill": &ev.Skill, "skillName": &ev.SkillName,
-		"pointOfContact": &ev.PointOfContact, "direction": &ev.Direction, "agentId": &ev.AgentID,
-		"agentUserName": &ev.AgentUserName, "agentEmail": &ev.AgentEmail, "reason": &ev.Reason,
-		"disposition": &ev.Disposition, "notes": &ev.Notes,
 	}
 	for key, val := range raw {
 		if key == "" {
@@ -163,7 +190,7 @@ func DecodeEvent(kind Kind, body []byte) (Event, error) {
 			ev.OccurredAt = t
 			continue
 		}
-		*set[key] = strings.TrimSpace(s)
+		*textField(&ev, key) = strings.TrimSpace(s)
 	}
 	if ev.AgentEmail != "" && !strings.Contains(ev.AgentEmail, "@") {
 		return ev, &FieldError{"agentEmail", "is not an e-mail address"}
