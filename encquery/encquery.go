@@ -142,28 +142,34 @@ type segment struct {
 }
 
 // split cuts at single carets, turning "^^" into a literal caret, and reads the
-// OR / NQ markers that follow a caret.
+// OR / NQ markers that follow a caret. A segment without "^^" is a substring of
+// s; only one with a literal caret is copied.
 func split(s string) []segment {
-	var out []segment
-	var b strings.Builder
+	out := make([]segment, 0, strings.Count(s, "^")+1)
 	cur := segment{}
-	flush := func() {
-		cur.text = b.String()
-		out = append(out, cur)
-		b.Reset()
-		cur = segment{}
-	}
+	start := 0   // where the current segment's text begins in s
+	var b []byte // the current segment's text once it holds a literal caret
 	for i := 0; i < len(s); i++ {
 		if s[i] != '^' {
-			b.WriteByte(s[i])
+			if b != nil {
+				b = append(b, s[i])
+			}
 			continue
 		}
 		if i+1 < len(s) && s[i+1] == '^' {
-			b.WriteByte('^')
+			if b == nil {
+				b = append(make([]byte, 0, len(s)-start), s[start:i]...)
+			}
+			b = append(b, '^')
 			i++
 			continue
 		}
-		flush()
+		cur.text = s[start:i]
+		if b != nil {
+			cur.text, b = string(b), nil
+		}
+		out = append(out, cur)
+		cur = segment{}
 		rest := s[i+1:]
 		switch {
 		case strings.HasPrefix(rest, "NQ"):
@@ -173,9 +179,13 @@ func split(s string) []segment {
 			cur.or = true
 			i += 2
 		}
+		start = i + 1
 	}
-	flush()
-	return out
+	cur.text = s[min(start, len(s)):]
+	if b != nil {
+		cur.text = string(b)
+	}
+	return append(out, cur)
 }
 
 func validField(f string) bool {

@@ -112,6 +112,9 @@ func FuzzParse(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := split(s), splitByBytes(s); !cmp.Equal(got, want, cmp.AllowUnexported(segment{})) {
+			t.Fatalf("split(%q) = %+v, want %+v", s, got, want)
+		}
 		q, err := Parse(s)
 		ParseLenient(s)
 		if err != nil {
@@ -126,4 +129,66 @@ func FuzzParse(f *testing.F) {
 		}
 		q.Match(func(string) string { return "x" })
 	})
+}
+
+// splitByBytes is split as it was first written, one byte at a time: the
+// reference the substring-taking split must agree with.
+func splitByBytes(s string) []segment {
+	var out []segment
+	var b strings.Builder
+	cur := segment{}
+	flush := func() {
+		cur.text = b.String()
+		out = append(out, cur)
+		b.Reset()
+		cur = segment{}
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] != '^' {
+			b.WriteByte(s[i])
+			continue
+		}
+		if i+1 < len(s) && s[i+1] == '^' {
+			b.WriteByte('^')
+			i++
+			continue
+		}
+		flush()
+		rest := s[i+1:]
+		switch {
+		case strings.HasPrefix(rest, "NQ"):
+			cur.nq = true
+			i += 2
+		case strings.HasPrefix(rest, "OR") && !strings.HasPrefix(rest, "ORDERBY"):
+			cur.or = true
+			i += 2
+		}
+	}
+	flush()
+	return out
+}
+
+func TestSplitAgreesWithByteByByteReading(t *testing.T) {
+	t.Parallel()
+	inputs := []string{"", "^", "^^", "^^^", "^^^^", "a", "a^", "^a", "a^^", "^^a", "a^^b^c", "a^^^b", "a^^^^b", "^NQ", "^N", "^O", "^OR",
+		"^ORDERBY", "^ORDERBYa", "a^NQ", "a^NQb", "a^ORb^^c^NQ^^d", "a=1^ORb=2^NQc!=3", "nameLIKEa^^b", "^OR^NQ", "a=^", "ORDERBYa^b=1",
+		"x^^^NQy", "x^^NQy", "x^^^ORz", "^^OR", "^^^OR", "active=true^phoneIN1,2^ORmobile_phoneIN3^ORDERBYDESCsys_updated_on"}
+	// Every string of up to five bytes over an alphabet that exercises the markers.
+	alphabet := []string{"^", "N", "Q", "O", "R", "a"}
+	var gen func(prefix string, n int)
+	gen = func(prefix string, n int) {
+		inputs = append(inputs, prefix)
+		if n == 0 {
+			return
+		}
+		for _, c := range alphabet {
+			gen(prefix+c, n-1)
+		}
+	}
+	gen("", 5)
+	for _, s := range inputs {
+		if got, want := split(s), splitByBytes(s); !cmp.Equal(got, want, cmp.AllowUnexported(segment{})) {
+			t.Fatalf("split(%q) = %+v, want %+v", s, got, want)
+		}
+	}
 }
