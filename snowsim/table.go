@@ -189,7 +189,11 @@ type renderOpts struct {
 }
 
 func (s *Server) renderOptions(r *http.Request) (renderOpts, error) {
-	q := r.URL.Query()
+	return s.renderOptionsOf(r, r.URL.Query())
+}
+
+// renderOptionsOf is renderOptions with the request's query already parsed.
+func (s *Server) renderOptionsOf(r *http.Request, q url.Values) (renderOpts, error) {
 	o := renderOpts{display: strings.ToLower(q.Get("sysparm_display_value")), excludeLink: q.Get("sysparm_exclude_reference_link") == "true"}
 	switch o.display {
 	case "":
@@ -290,12 +294,12 @@ func (s *Server) value(tableName string, row map[string]string, name string, o r
 }
 
 func (s *Server) list(w http.ResponseWriter, r *http.Request, user, tableName string) {
-	o, err := s.renderOptions(r)
+	q := r.URL.Query()
+	o, err := s.renderOptionsOf(r, q)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "Invalid parameter", err.Error())
 		return
 	}
-	q := r.URL.Query()
 	limit, offset := 10000, 0
 	if v := q.Get("sysparm_limit"); v != "" {
 		if limit, err = strconv.Atoi(v); err != nil || limit < 0 {
@@ -324,13 +328,16 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, user, tableName st
 		return ok
 	}
 	invalid := false
-	query = query.Filter(func(c encquery.Cond) bool {
-		if known(c.Field) {
-			return true
+	for _, cl := range query.Clauses {
+		for _, term := range cl.Terms {
+			for _, c := range term.Any {
+				invalid = invalid || !known(c.Field)
+			}
 		}
-		invalid = true
-		return false
-	})
+	}
+	if invalid { // conditions on unknown fields are dropped
+		query = query.Filter(func(c encquery.Cond) bool { return known(c.Field) })
+	}
 
 	t := s.tab(tableName)
 	s.mu.RLock()
@@ -409,28 +416,64 @@ func (s *Server) fieldValue(tableName string, row map[string]string, field strin
 }
 
 func linkHeader(base string, q url.Values, limit, offset, total int) string {
-	link := func(off int, rel string) string {
-		v := url.Values{}
-		for k, vs := range q {
-			v[k] = vs
+	// The links are the request's parameters as url.Values.Encode writes
+	// them (sorted by name) with sysparm_limit and sysparm_offset set: the
+	// other parameters are encoded once, around the two that change.
+	before, between, after := encodeExcept(q, func(k string) bool { return k < "sysparm_limit" }),
+		encodeExcept(q, func(k string) bool { return k > "sysparm_limit" && k < "sysparm_offset" }),
+		encodeExcept(q, func(k string) bool { return k > "sysparm_offset" })
+	lim := strconv.Itoa(limit)
+	var b strings.Builder
+	link := func(off int, rel string) {
+		if b.Len() > 0 {
+			b.WriteByte(',')
 		}
-		v.Set("sysparm_limit", strconv.Itoa(limit))
-		v.Set("sysparm_offset", strconv.Itoa(off))
-		return fmt.Sprintf("<%s?%s>;rel=%q", base, v.Encode(), rel)
+		b.WriteString("<" + base + "?")
+		sep := false
+		for _, part := range [...]string{before, "sysparm_limit=" + lim, between, "sysparm_offset=" + strconv.Itoa(off), after} {
+			if part == "" {
+				continue
+			}
+			if sep {
+				b.WriteByte('&')
+			}
+			b.WriteString(part)
+			sep = true
+		}
+		b.WriteString(">;rel=" + strconv.Quote(rel))
 	}
 	last := 0
 	if total > 0 {
 		last = (total - 1) / limit * limit
 	}
-	parts := []string{link(0, "first")}
+	link(0, "first")
 	if offset > 0 {
-		parts = append(parts, link(max(0, offset-limit), "prev"))
+		link(max(0, offset-limit), "prev")
 	}
 	if offset+limit < total {
-		parts = append(parts, link(offset+limit, "next"))
+		link(offset+limit, "next")
 	}
-	parts = append(parts, link(last, "last"))
-	return strings.Join(parts, ",")
+	link(last, "last")
+	return b.String()
+}
+
+// encodeExcept encodes the parameters whose names keep accepts as
+// url.Values.Encode does.
+func encodeExcept(q url.Values, keep func(string) bool) string {
+	var keys []string
+	for k := range q {
+		if keep(k) {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return ""
+	}
+	sub := make(url.Values, len(keys))
+	for _, k := range keys {
+		sub[k] = q[k]
+	}
+	return sub.Encode()
 }
 
 func (s *Server) get(w http.ResponseWriter, r *http.Request, user, tableName, sysID string) {
