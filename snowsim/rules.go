@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-
-	"github.com/ctibridge/ctibridge/encquery"
 )
 
 // What an instance does to a write besides storing it: choice lists,
@@ -82,7 +80,8 @@ func (s *Server) adjustWrite(user, tableName string, old, vals map[string]string
 			if rule.Table != tableName {
 				continue
 			}
-			if q, _ := encquery.ParseLenient(rule.When); q.Match(func(f string) string { return s.fieldValue(tableName, after(), f) }) {
+			rec := after() // with the values earlier rules set
+			if q := s.condition(rule.When); q.Match(func(f string) string { return s.fieldValue(tableName, rec, f) }) {
 				for k, v := range rule.Set {
 					vals[k] = v
 				}
@@ -90,12 +89,15 @@ func (s *Server) adjustWrite(user, tableName string, old, vals map[string]string
 		}
 	}
 	if s.hard.DataPolicies {
-		rec := after()
+		var rec map[string]string
 		for _, p := range s.data.DataPolicies {
 			if p.Table != tableName {
 				continue
 			}
-			if q, _ := encquery.ParseLenient(p.When); !q.Match(func(f string) string { return s.fieldValue(tableName, rec, f) }) {
+			if rec == nil {
+				rec = after()
+			}
+			if q := s.condition(p.When); !q.Match(func(f string) string { return s.fieldValue(tableName, rec, f) }) {
 				continue
 			}
 			var missing []string
@@ -128,7 +130,8 @@ func (s *Server) mayWriteField(user, tableName, field string) bool {
 	if !limited {
 		return true
 	}
-	for _, name := range s.userRoleNames(user) {
+	var buf [8]string
+	for _, name := range s.appendRoleNames(buf[:0], user) {
 		if name == "admin" || slices.Contains(roles, name) {
 			return true
 		}
@@ -151,7 +154,8 @@ func (s *Server) mayRead(user, tableName string) bool {
 	if !s.hard.HiddenRows {
 		return false
 	}
-	for _, name := range s.userRoleNames(user) {
+	var buf [8]string
+	for _, name := range s.appendRoleNames(buf[:0], user) {
 		if s.hides(name, tableName) {
 			return true
 		}

@@ -135,6 +135,7 @@ type Server struct {
 	waiting      int                  // requests waiting for a slot
 	serving      atomic.Int64         // requests holding a slot (or served, without a bound)
 	peak         atomic.Int64         // the most served at once since the statistics were reset
+	conditions   sync.Map             // encoded query → encquery.Query, for the dataset's conditions (condition)
 }
 
 type table struct {
@@ -198,6 +199,7 @@ func New(opts Options) *Server {
 			s.tables[name] = newTable()
 		}
 	}
+	s.tables["sys_user_has_role"].buildIndex("user") // a user's roles, on every request (appendRoleNames)
 	s.clients["ctibridge"] = OAuthClient{ID: "ctibridge", Secret: "ctibridge-secret", RunAs: "cti_integration"}
 	for _, c := range opts.Data.OAuthClients {
 		s.clients[c.ID] = c
@@ -381,29 +383,19 @@ func (s *Server) PutRole(name string, r Role) {
 	s.roles[name] = r
 }
 
-// userRoleNames returns the names of the roles granted to user. Caller holds mu.
-func (s *Server) userRoleNames(user string) []string {
+// appendRoleNames appends the names of the roles granted to user to dst,
+// in no particular order: the user's sys_user_has_role links, found by
+// the index on their user field (built by New), name sys_user_role rows.
+// Caller holds mu.
+func (s *Server) appendRoleNames(dst []string, user string) []string {
 	sysID := s.userIDs[user]
-	roleNames := map[string]string{}
-	for _, r := range s.tables["sys_user_role"].rows {
-		roleNames[r["sys_id"]] = r["name"]
-	}
-	var out []string
-	for _, link := range s.tables["sys_user_has_role"].rows {
-		if link["user"] == sysID {
-			out = append(out, roleNames[link["role"]])
+	links, roles := s.tables["sys_user_has_role"], s.tables["sys_user_role"]
+	for _, id := range links.index["user"][strings.ToLower(sysID)] {
+		if link := links.rows[id]; link != nil && link["user"] == sysID {
+			dst = append(dst, roles.rows[link["role"]]["name"])
 		}
 	}
-	return out
-}
-
-// userRoles returns the roles granted to user. Caller holds mu.
-func (s *Server) userRoles(user string) []Role {
-	var out []Role
-	for _, name := range s.userRoleNames(user) {
-		out = append(out, s.roles[name])
-	}
-	return out
+	return dst
 }
 
 func (r Role) grants(tableName string, op byte) bool {
@@ -413,8 +405,9 @@ func (r Role) grants(tableName string, op byte) bool {
 // allowed reports whether user may do op (r, c, w, d) on tableName.
 // Caller holds mu.
 func (s *Server) allowed(user, tableName string, op byte) bool {
-	for _, role := range s.userRoles(user) {
-		if role.grants(tableName, op) {
+	var buf [8]string
+	for _, name := range s.appendRoleNames(buf[:0], user) {
+		if s.roles[name].grants(tableName, op) {
 			return true
 		}
 	}
@@ -424,7 +417,8 @@ func (s *Server) allowed(user, tableName string, op byte) bool {
 // visible reports whether user may see row, given the row-level read ACLs
 // of the roles that grant reading tableName. Caller holds mu.
 func (s *Server) visible(user, tableName string, row map[string]string) bool {
-	for _, name := range s.userRoleNames(user) {
+	var buf [8]string
+	for _, name := range s.appendRoleNames(buf[:0], user) {
 		role := s.roles[name]
 		if !role.grants(tableName, 'r') || s.hides(name, tableName) {
 			continue
@@ -433,12 +427,23 @@ func (s *Server) visible(user, tableName string, row map[string]string) bool {
 		if !limited {
 			return true
 		}
-		q, _ := encquery.ParseLenient(cond)
+		q := s.condition(cond)
 		if q.Match(func(f string) string { return s.fieldValue(tableName, row, f) }) {
 			return true
 		}
 	}
 	return false
+}
+
+// condition parses an encoded query of the dataset or a role (a row ACL, a
+// rule's or a data policy's condition), once.
+func (s *Server) condition(cond string) encquery.Query {
+	if q, ok := s.conditions.Load(cond); ok {
+		return q.(encquery.Query)
+	}
+	q, _ := encquery.ParseLenient(cond)
+	s.conditions.Store(cond, q)
+	return q
 }
 
 // SetFaults replaces the injected faults. The simulator keeps its own copy
