@@ -402,13 +402,15 @@ func post(ctx context.Context, c *http.Client, o Options, e event) error {
 		if err != nil {
 			return err
 		}
+		if resp.StatusCode == 200 { // what it says is not needed
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			return nil
+		}
 		var problem api.Problem
 		json.NewDecoder(io.LimitReader(resp.Body, 4<<10)).Decode(&problem)
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode == 200 {
-			return nil
-		}
 		if (resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusServiceUnavailable) || attempt == 5 {
 			why := ""
 			if problem.Error != "" {
