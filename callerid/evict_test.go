@@ -2,6 +2,7 @@ package callerid
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,5 +26,25 @@ func TestCacheStaysBounded(t *testing.T) {
 	}
 	if n := len(f.cache); n > maxCached*9/10 || n < maxCached*8/10 {
 		t.Errorf("%d entries after evicting a full cache of live ones; want about %d", n, maxCached*9/10)
+	}
+}
+
+// TestParsedStaysBounded: the memo of parsed ANIs never holds more than
+// maxCached, however many distinct ANIs arrive. (Unusable ones here: they
+// are parsed and remembered like any other, and need no lookup.)
+func TestParsedStaysBounded(t *testing.T) {
+	f := NewFinder(nil, FinderOptions{TTL: time.Hour})
+	letters := func(r rune) rune { return r - '0' + 'a' }
+	for i := range maxCached + 10 {
+		ani := "caller " + strings.Map(letters, fmt.Sprint(i))
+		if c, err := f.FindCaller(t.Context(), ani); err != nil || !c.Withheld {
+			t.Fatalf("%q: %+v, %v; want withheld", ani, c, err)
+		}
+		f.mu.Lock()
+		n := len(f.parsed)
+		f.mu.Unlock()
+		if n > maxCached {
+			t.Fatalf("%d parsed ANIs remembered, want at most %d", n, maxCached)
+		}
 	}
 }

@@ -70,6 +70,7 @@ type Finder struct {
 	mu       sync.Mutex
 	cache    map[string]cached    // by E.164 number, and "tasks:" + caller for open tasks
 	disabled map[string]time.Time // table → skipped until
+	parsed   map[string]Number    // ANIs as received, parsed (libphonenumber's parse costs more than a cache hit)
 }
 
 type cached struct {
@@ -101,7 +102,7 @@ func NewFinder(sn *servicenow.Client, o FinderOptions) *Finder {
 	if o.WarnWindow <= 0 {
 		o.WarnWindow = time.Hour
 	}
-	return &Finder{sn: sn, o: o, now: time.Now, cache: map[string]cached{}, disabled: map[string]time.Time{}}
+	return &Finder{sn: sn, o: o, now: time.Now, cache: map[string]cached{}, disabled: map[string]time.Time{}, parsed: map[string]Number{}}
 }
 
 // Stats returns cache hits and misses since start.
@@ -112,7 +113,18 @@ func (f *Finder) Stats() (hits, misses int64) { return f.hits.Load(), f.miss.Loa
 // a Caller with Withheld set and no request. Concurrent lookups of one
 // number share one request.
 func (f *Finder) FindCaller(ctx context.Context, ani string) (ctibridge.Caller, error) {
-	n := Parse(ani, f.o.Region)
+	f.mu.Lock()
+	n, ok := f.parsed[ani]
+	f.mu.Unlock()
+	if !ok {
+		n = Parse(ani, f.o.Region)
+		f.mu.Lock()
+		if len(f.parsed) >= maxCached {
+			clear(f.parsed) // a parse is the same tomorrow: no need to pick what goes
+		}
+		f.parsed[ani] = n
+		f.mu.Unlock()
+	}
 	if n.Withheld {
 		return ctibridge.Caller{Number: n.Raw, Withheld: true}, nil
 	}
