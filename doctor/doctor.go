@@ -553,7 +553,8 @@ func (d *doctor) interactions(ctx context.Context) {
 	}
 	create := func(fields map[string]string) (servicenow.Record, string, error) {
 		want := newSysID()
-		rec, err := d.sn.Insert(ctx, "interaction", fields, servicenow.InsertOptions{SysID: want})
+		// The whole record: which fields it has tells what the instance offers.
+		rec, err := d.sn.Insert(ctx, "interaction", fields, servicenow.InsertOptions{SysID: want, WholeRecord: true})
 		if errors.Is(err, servicenow.ErrSysIDIgnored) {
 			err = nil
 		}

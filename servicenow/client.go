@@ -13,12 +13,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptrace"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -225,6 +227,10 @@ type InsertOptions struct {
 	// was lost): a refused create of a record the user may not read back
 	// is then taken as that call's success (ErrUnconfirmed).
 	MayExist bool
+	// WholeRecord asks for every field of the record in the reply; by
+	// default it carries the fields written and a few system fields (see
+	// writeReply).
+	WholeRecord bool
 }
 
 // Insert creates a record. With opts.SysID, a record that exists already
@@ -285,8 +291,28 @@ func (c *Client) patch(ctx context.Context, table, sysID string, fields map[stri
 		return nil, err
 	}
 	var out Record
-	err := c.do(ctx, &call{op: "update", method: http.MethodPatch, table: table, sysID: sysID, body: fields, out: &out, safe: safe})
+	err := c.do(ctx, &call{op: "update", method: http.MethodPatch, table: table, sysID: sysID, body: fields, out: &out, safe: safe,
+		query: writeReply(fields)})
 	return out, err
+}
+
+// replySystemFields are the fields a write's reply carries besides those
+// written: the record's identity and who changed it last, and when.
+var replySystemFields = []string{"sys_id", "number", "sys_mod_count", "sys_created_by", "sys_created_on", "sys_updated_by", "sys_updated_on"}
+
+// writeReply asks the instance to answer a write (create or update) with
+// the fields written and replySystemFields only (sysparm_fields), references
+// as plain sys_ids: a whole interaction is some 80 fields to render, send and
+// decode, of which a writer reads the few it wrote.
+func writeReply(written map[string]string) url.Values {
+	fields := slices.Collect(maps.Keys(written))
+	for _, f := range replySystemFields {
+		if _, ok := written[f]; !ok {
+			fields = append(fields, f)
+		}
+	}
+	slices.Sort(fields)
+	return url.Values{"sysparm_fields": {strings.Join(fields, ",")}, "sysparm_exclude_reference_link": {"true"}}
 }
 
 // Delete removes one record.

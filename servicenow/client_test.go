@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -289,12 +291,27 @@ func TestRecordShapes(t *testing.T) {
 	if err != nil || len(users) != 1 {
 		t.Fatalf("users %v %v", users, err)
 	}
-	rec, err := e.c.Insert(ctx, "interaction", map[string]string{"type": "phone", "assigned_to": users[0].SysID()}, servicenow.InsertOptions{})
+	rec, err := e.c.Insert(ctx, "interaction", map[string]string{"type": "phone", "assigned_to": users[0].SysID()}, servicenow.InsertOptions{WholeRecord: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if rec.Get("assigned_to") != users[0].SysID() || !strings.HasSuffix(rec.Link("assigned_to"), "/sys_user/"+users[0].SysID()) {
 		t.Errorf("reference: value %q link %q", rec.Get("assigned_to"), rec.Link("assigned_to"))
+	}
+	if _, ok := rec["short_description"]; !ok {
+		t.Errorf("whole record asked for, fields %v", slices.Sorted(maps.Keys(rec)))
+	}
+	// By default a write's reply carries what was written and the system
+	// fields a writer reads, references as plain sys_ids.
+	want := []string{"assigned_to", "number", "sys_created_by", "sys_created_on", "sys_id", "sys_mod_count", "sys_updated_by", "sys_updated_on", "type"}
+	small, err := e.c.Insert(ctx, "interaction", map[string]string{"type": "phone", "assigned_to": users[0].SysID()}, servicenow.InsertOptions{})
+	if got := slices.Sorted(maps.Keys(small)); err != nil || !slices.Equal(got, want) || small["assigned_to"] != users[0].SysID() {
+		t.Errorf("create's reply: %v, %v; want the fields %v, assigned_to a plain sys_id", small, err, want)
+	}
+	patched, err := e.c.Patch(ctx, "interaction", small.SysID(), map[string]string{"state": "closed_complete"})
+	want = []string{"number", "state", "sys_created_by", "sys_created_on", "sys_id", "sys_mod_count", "sys_updated_by", "sys_updated_on"}
+	if got := slices.Sorted(maps.Keys(patched)); err != nil || !slices.Equal(got, want) || patched["sys_mod_count"] != "1" {
+		t.Errorf("update's reply: %v, %v; want the fields %v, sys_mod_count 1", patched, err, want)
 	}
 	all, err := e.c.List(ctx, "interaction", servicenow.ListOptions{Query: "sys_id=" + rec.SysID(), DisplayValue: "all"})
 	if err != nil || len(all) != 1 {

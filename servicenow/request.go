@@ -99,6 +99,9 @@ func InsertRequest(table string, fields map[string]string, opts InsertOptions) *
 	}
 	r := &Request{}
 	r.cl = &call{op: "create", method: http.MethodPost, table: table, body: body, out: &r.rec, safe: opts.SysID != ""}
+	if !opts.WholeRecord {
+		r.cl.query = writeReply(body)
+	}
 	r.settle = func(ctx context.Context, c *Client, err error) error {
 		var se *Error
 		if opts.SysID != "" && errors.As(err, &se) && (se.Status == http.StatusForbidden || se.Status == http.StatusConflict) {
