@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -93,44 +94,25 @@ type FieldError struct {
 
 func (e *FieldError) Error() string { return e.Field + ": " + e.Reason }
 
-var known = map[string]bool{
-	"contactId": true, "occurredAt": true, "ani": true, "dnis": true, "skill": true, "skillName": true,
-	"pointOfContact": true, "direction": true, "agentId": true, "agentUserName": true, "agentEmail": true,
-	"reason": true, "disposition": true, "notes": true,
+// textFields are the fields ctibridge understands besides occurredAt, each
+// with where it goes in an Event.
+var textFields = map[string]func(*Event) *string{
+	"contactId":      func(e *Event) *string { return &e.ContactID },
+	"ani":            func(e *Event) *string { return &e.ANI },
+	"dnis":           func(e *Event) *string { return &e.DNIS },
+	"skill":          func(e *Event) *string { return &e.Skill },
+	"skillName":      func(e *Event) *string { return &e.SkillName },
+	"pointOfContact": func(e *Event) *string { return &e.PointOfContact },
+	"direction":      func(e *Event) *string { return &e.Direction },
+	"agentId":        func(e *Event) *string { return &e.AgentID },
+	"agentUserName":  func(e *Event) *string { return &e.AgentUserName },
+	"agentEmail":     func(e *Event) *string { return &e.AgentEmail },
+	"reason":         func(e *Event) *string { return &e.Reason },
+	"disposition":    func(e *Event) *string { return &e.Disposition },
+	"notes":          func(e *Event) *string { return &e.Notes },
 }
 
-// textField is where a known field other than occurredAt goes in an Event.
-func textField(ev *Event, key string) *string {
-	switch key {
-	case "contactId":
-		return &ev.ContactID
-	case "ani":
-		return &ev.ANI
-	case "dnis":
-		return &ev.DNIS
-	case "skill":
-		return &ev.Skill
-	case "skillName":
-		return &ev.SkillName
-	case "pointOfContact":
-		return &ev.PointOfContact
-	case "direction":
-		return &ev.Direction
-	case "agentId":
-		return &ev.AgentID
-	case "agentUserName":
-		return &ev.AgentUserName
-	case "agentEmail":
-		return &ev.AgentEmail
-	case "reason":
-		return &ev.Reason
-	case "disposition":
-		return &ev.Disposition
-	case "notes":
-		return &ev.Notes
-	}
-	panic("event: no field " + key)
-}
+func known(key string) bool { return key == "occurredAt" || textFields[key] != nil }
 
 // DecodeEvent parses and validates an event body. An empty body is an event
 // with no fields. Values may be JSON strings, numbers or booleans (Studio
@@ -159,7 +141,7 @@ func DecodeEvent(kind Kind, body []byte) (Event, error) {
 		if err != nil {
 			return ev, &FieldError{key, err.Error()}
 		}
-		if !known[key] {
+		if !known(key) {
 			if ev.Extra == nil {
 				ev.Extra = map[string]string{}
 			}
@@ -190,7 +172,7 @@ func DecodeEvent(kind Kind, body []byte) (Event, error) {
 			ev.OccurredAt = t
 			continue
 		}
-		*textField(&ev, key) = strings.TrimSpace(s)
+		*textFields[key](&ev) = strings.TrimSpace(s)
 	}
 	if ev.AgentEmail != "" && !strings.Contains(ev.AgentEmail, "@") {
 		return ev, &FieldError{"agentEmail", "is not an e-mail address"}
@@ -284,10 +266,7 @@ func (e Event) Hash() string {
 // KnownFields lists the event fields ctibridge understands, sorted; any
 // other field is kept as a call attribute for field mapping.
 func KnownFields() []string {
-	out := make([]string, 0, len(known))
-	for k := range known {
-		out = append(out, k)
-	}
+	out := append(slices.Collect(maps.Keys(textFields)), "occurredAt")
 	slices.Sort(out)
 	return out
 }
