@@ -56,6 +56,16 @@ func (e *stepsEnv) user(t *testing.T, name string) string {
 	return ""
 }
 
+// notes returns the work notes of an interaction in the simulator, one by
+// one (a write's notes share a journal entry, separated by a blank line).
+func (e *stepsEnv) notes(sysID string) []string {
+	var out []string
+	for _, j := range e.sim.Journal("interaction", sysID, "work_notes") {
+		out = append(out, strings.Split(j.Value, "\n\n")...)
+	}
+	return out
+}
+
 // TestStepsAgainstTheSimulator runs one call through the steps, moment by
 // moment, and checks after each what an agent would see in ServiceNow and
 // how many round trips and requests it cost.
@@ -84,13 +94,7 @@ func TestStepsAgainstTheSimulator(t *testing.T) {
 		after := e.sim.Stats()
 		return rec, cost{after.HTTPRequests - before.HTTPRequests, after.Total - before.Total}
 	}
-	journal := func() string {
-		var all []string
-		for _, j := range e.sim.Journal("interaction", sysID, "work_notes") {
-			all = append(all, j.Value)
-		}
-		return strings.Join(all, "\n")
-	}
+	journal := func() string { return strings.Join(e.notes(sysID), "\n") }
 
 	// Queued: identify the caller and their open incidents, create with
 	// everything known, link the incidents.
@@ -244,11 +248,7 @@ func TestNoteAfterTwoInterruptedAttempts(t *testing.T) {
 	if _, err := e.r.sync(ctx, "k1", sysID, ctibridge.Summarize("k1", evs), s, nil); err != nil {
 		t.Fatal(err)
 	}
-	var notes []string
-	for _, j := range e.sim.Journal("interaction", sysID, "work_notes") {
-		notes = append(notes, j.Value)
-	}
-	if len(notes) != 1 || !strings.Contains(notes[0], "call ended. reason: 16") {
+	if notes := e.notes(sysID); len(notes) != 1 || !strings.Contains(notes[0], "call ended. reason: 16") {
 		t.Errorf("work notes %q; want the closing note once", notes)
 	}
 }
@@ -267,13 +267,6 @@ func TestCreateCarriesNotes(t *testing.T) {
 		return ctibridge.Event{Kind: kind, ANI: "+13125550100", AgentUserName: agent, ContactID: contact, Reason: "16",
 			ReceivedAt: at.Add(time.Duration(sec) * time.Second), OccurredAt: at.Add(time.Duration(sec) * time.Second)}
 	}
-	journal := func(e *stepsEnv, sysID string) []string {
-		var out []string
-		for _, j := range e.sim.Journal("interaction", sysID, "work_notes") {
-			out = append(out, strings.Split(j.Value, "\n\n")...)
-		}
-		return out
-	}
 	ctx := context.Background()
 
 	t.Run("backlog", func(t *testing.T) {
@@ -288,7 +281,7 @@ func TestCreateCarriesNotes(t *testing.T) {
 		}
 		after := e.sim.Stats()
 		rec, _ := e.sim.Record("interaction", sysID)
-		if notes := journal(e, sysID); len(notes) != 1 || !strings.HasPrefix(notes[0], "ctibridge: call ended.") || rec["sys_mod_count"] != "0" || rec["state"] != "closed_complete" {
+		if notes := e.notes(sysID); len(notes) != 1 || !strings.HasPrefix(notes[0], "ctibridge: call ended.") || rec["sys_mod_count"] != "0" || rec["state"] != "closed_complete" {
 			t.Errorf("notes %q, sys_mod_count %s, state %s; want the closing note in the create, no update", notes, rec["sys_mod_count"], rec["state"])
 		}
 		if patches := after.ByTable["interaction"]["PATCH"] - before.ByTable["interaction"]["PATCH"]; patches != 0 || saves != 1 || !s.hasNote("released") || s.CreateNotes {
@@ -320,7 +313,7 @@ func TestCreateCarriesNotes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if notes := journal(e, sysID); len(notes) != 0 {
+		if notes := e.notes(sysID); len(notes) != 0 {
 			t.Errorf("notes %q; want none", notes)
 		}
 		// Then asmith's part arrives: jdoe, asmith, jdoe. Both transfers'
@@ -329,7 +322,7 @@ func TestCreateCarriesNotes(t *testing.T) {
 		if _, err := e.r.sync(ctx, "b2", sysID, ctibridge.Summarize("b2", evs), s, nil); err != nil {
 			t.Fatal(err)
 		}
-		notes := journal(e, sysID)
+		notes := e.notes(sysID)
 		want := []string{"to Anna Smith", "from Anna Smith", "call ended"}
 		for _, w := range want {
 			n := 0
@@ -360,7 +353,7 @@ func TestCreateCarriesNotes(t *testing.T) {
 		if err != nil || !s.hasNote("released") || s.CreateNotes {
 			t.Fatalf("after the create was found made: %v, %+v", err, s)
 		}
-		if notes := journal(e, sysID); len(notes) != 1 || !strings.Contains(notes[0], "caller hung up before an agent answered") {
+		if notes := e.notes(sysID); len(notes) != 1 || !strings.Contains(notes[0], "caller hung up before an agent answered") {
 			t.Errorf("notes %q; want the closing note once", notes)
 		}
 	})
