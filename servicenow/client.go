@@ -297,8 +297,9 @@ func (c *Client) patch(ctx context.Context, table, sysID string, fields map[stri
 }
 
 // replySystemFields are the fields a write's reply carries besides those
-// written: the record's identity and who changed it last, and when.
-var replySystemFields = []string{"sys_id", "number", "sys_mod_count", "sys_created_by", "sys_created_on", "sys_updated_by", "sys_updated_on"}
+// written: the record's identity, its version and who created and last
+// changed it (what the reconciler reads to settle a write of unknown outcome).
+var replySystemFields = []string{"sys_id", "number", "sys_mod_count", "sys_created_by", "sys_updated_by"}
 
 // writeReply asks the instance to answer a write (create or update) with
 // the fields written and replySystemFields only (sysparm_fields), references
