@@ -56,6 +56,16 @@ func (e *stepsEnv) user(t *testing.T, name string) string {
 	return ""
 }
 
+// stored returns a copy of s as the store would give it back: an attempt
+// changes the maps of the state it is given.
+func (s synced) stored() synced {
+	c, err := decodeSynced(s.encode())
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
+
 // notes returns the work notes of an interaction in the simulator, one by
 // one (a write's notes share a journal entry, separated by a blank line).
 func (e *stepsEnv) notes(sysID string) []string {
@@ -230,7 +240,7 @@ func TestNoteAfterTwoInterruptedAttempts(t *testing.T) {
 	}
 	// Answered: the update lands, the bridge dies before storing the outcome.
 	evs = append(evs, ctibridge.Event{Kind: ctibridge.Answered, AgentUserName: "jdoe", ContactID: "c1", ReceivedAt: at.Add(time.Second)})
-	if _, err := e.r.sync(ctx, "k1", sysID, ctibridge.Summarize("k1", evs), stored, nil); err != nil {
+	if _, err := e.r.sync(ctx, "k1", sysID, ctibridge.Summarize("k1", evs), stored.stored(), nil); err != nil {
 		t.Fatal(err)
 	}
 	// Released: the note is checkpointed as under way, and the bridge dies
@@ -239,7 +249,7 @@ func TestNoteAfterTwoInterruptedAttempts(t *testing.T) {
 	died := errors.New("killed")
 	s := stored
 	s.takeOver()
-	_, err = e.r.sync(ctx, "k1", sysID, ctibridge.Summarize("k1", evs), s, func(s synced) error { stored = s; return died })
+	_, err = e.r.sync(ctx, "k1", sysID, ctibridge.Summarize("k1", evs), s, func(s synced) error { stored = s.stored(); return died })
 	if !errors.Is(err, died) || len(stored.NotesUnsure) != 1 {
 		t.Fatalf("second attempt: %v, notes under way %v; want it to die after recording the note as under way", err, stored.NotesUnsure)
 	}
@@ -298,7 +308,7 @@ func TestCreateCarriesNotes(t *testing.T) {
 		evs := []ctibridge.Event{ev(ctibridge.Queued, "", "c1", 0), ev(ctibridge.Transferred, "jdoe", "c3", 70)}
 		var stored synced
 		died := errors.New("killed")
-		if _, err := e.r.sync(ctx, "b2", sysID, ctibridge.Summarize("b2", evs), synced{}, func(s synced) error { stored = s; return died }); !errors.Is(err, died) {
+		if _, err := e.r.sync(ctx, "b2", sysID, ctibridge.Summarize("b2", evs), synced{}, func(s synced) error { stored = s.stored(); return died }); !errors.Is(err, died) {
 			t.Fatalf("first attempt: %v", err)
 		}
 		if !stored.CreateNotes || len(stored.NotesUnsure) != 1 {
@@ -344,7 +354,7 @@ func TestCreateCarriesNotes(t *testing.T) {
 		var stored synced
 		// The create lands with its note; the bridge dies before it
 		// records the outcome: what is stored is the checkpoint.
-		if _, err := e.r.sync(ctx, "b3", sysID, ctibridge.Summarize("b3", evs), synced{}, func(s synced) error { stored = s; return nil }); err != nil {
+		if _, err := e.r.sync(ctx, "b3", sysID, ctibridge.Summarize("b3", evs), synced{}, func(s synced) error { stored = s.stored(); return nil }); err != nil {
 			t.Fatal(err)
 		}
 		s := stored
@@ -357,4 +367,41 @@ func TestCreateCarriesNotes(t *testing.T) {
 			t.Errorf("notes %q; want the closing note once", notes)
 		}
 	})
+}
+
+// TestTakeOverWritesFieldsAgain: a bridge dies after its update reassigning
+// the call to asmith reached ServiceNow, before recording it; the call then
+// goes back to jdoe, whom the stored state still names. The attempt that
+// takes the call over must assign it to jdoe, not trust what it had stored.
+func TestTakeOverWritesFieldsAgain(t *testing.T) {
+	t.Parallel()
+	e := newStepsEnv(t)
+	ctx := context.Background()
+	sysID := ctibridge.SysID("ns", "t1")
+	at := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	ev := func(kind ctibridge.Kind, agent, contact string, sec int) ctibridge.Event {
+		when := at.Add(time.Duration(sec) * time.Second)
+		return ctibridge.Event{Kind: kind, ANI: "+13125550100", AgentUserName: agent, ContactID: contact, ReceivedAt: when, OccurredAt: when}
+	}
+	evs := []ctibridge.Event{ev(ctibridge.Queued, "", "c1", 0), ev(ctibridge.Answered, "jdoe", "c1", 10)}
+	stored, err := e.r.sync(ctx, "t1", sysID, ctibridge.Summarize("t1", evs), synced{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs = append(evs, ev(ctibridge.Transferred, "asmith", "c2", 40))
+	if _, err := e.r.sync(ctx, "t1", sysID, ctibridge.Summarize("t1", evs), stored.stored(), nil); err != nil {
+		t.Fatal(err) // landed; the bridge dies before storing the outcome
+	}
+	if rec, _ := e.sim.Record("interaction", sysID); rec["assigned_to"] != e.user(t, "asmith") {
+		t.Fatalf("after the transfer to asmith, assigned_to %q", rec["assigned_to"])
+	}
+	evs = append(evs, ev(ctibridge.Transferred, "jdoe", "c3", 70))
+	s := stored
+	s.takeOver()
+	if _, err := e.r.sync(ctx, "t1", sysID, ctibridge.Summarize("t1", evs), s, nil); err != nil {
+		t.Fatal(err)
+	}
+	if rec, _ := e.sim.Record("interaction", sysID); rec["assigned_to"] != e.user(t, "jdoe") {
+		t.Errorf("assigned_to %q, want jdoe (%s), who has the call", rec["assigned_to"], e.user(t, "jdoe"))
+	}
 }
