@@ -733,7 +733,7 @@ func explain(t *testing.T, b bundle, q string, args ...any) []string {
 // testQueriesUseIndexes: the queue figures are read from the counter and
 // the partial indexes, never by scanning the calls (a scrape costs what the
 // queue holds, not what the store holds); a claim takes the call due
-// soonest from the due index without sorting the queue; releasing a dead
+// soonest from the due index, or an expired lease from the lease index, without sorting the queue; releasing a dead
 // process's leases looks only at leased calls.
 func testQueriesUseIndexes(t *testing.T, b bundle) {
 	countsQ, countsArgs := b.db.withClock(countsQuery, b.db.now())
@@ -745,7 +745,7 @@ func testQueriesUseIndexes(t *testing.T, b bundle) {
 		indexes []string
 	}{
 		{"counts", countsQ, countsArgs, []string{"contacts_pending", "contacts_leased"}},
-		{"claim", claimQ, claimArgs, []string{"contacts_due"}},
+		{"claim", claimQ, claimArgs, []string{"contacts_due", "contacts_leased"}},
 		{"release leases", releaseLeasesQuery, []any{"w"}, []string{"contacts_leased"}},
 	} {
 		plan := explain(t, b, c.q, c.args...)

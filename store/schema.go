@@ -88,6 +88,9 @@ var migrations = []string{
 	// an attempt held it (see Retry).
 	`ALTER TABLE contacts ADD COLUMN interrupted INTEGER NOT NULL DEFAULT 0;
 	ALTER TABLE contacts ADD COLUMN retried INTEGER NOT NULL DEFAULT 0;`,
+	// The due index without the leased calls (see claimQuery).
+	`DROP INDEX contacts_due;
+	CREATE INDEX contacts_due ON contacts (next_attempt_at) WHERE version > synced_version AND parked = 0 AND lease_until = 0;`,
 }
 
 // migrateLock is the PostgreSQL advisory lock key that serialises migrations

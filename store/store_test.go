@@ -78,6 +78,7 @@ func TestStore(t *testing.T) {
 		"DeferDoesNotParkNewEvent":   testDeferDoesNotParkNewEvent,
 		"RetryDuringAttemptStands":   testRetryDuringAttemptStands,
 		"ExpiredLeaseIsReclaimed":    testExpiredLeaseIsReclaimed,
+		"ExpiredLeaseGoesFirst":      testExpiredLeaseGoesFirst,
 		"FailedClaimHoldsNothing":    testFailedClaimHoldsNothing,
 		"ReleaseLeasesAfterCrash":    testReleaseLeasesAfterCrash,
 		"ConcurrentClaimsNeverShare": testConcurrentClaimsNeverShare,
@@ -305,6 +306,32 @@ func testExpiredLeaseIsReclaimed(t *testing.T, b bundle) {
 	}
 	if err := b.db.Done(b.ctx, "dead", "m1", 1, nil); !errors.Is(err, ErrLeaseLost) {
 		t.Fatalf("late Done by dead worker: %v, want ErrLeaseLost", err)
+	}
+}
+
+// testExpiredLeaseGoesFirst: a dead worker's call is taken as soon as its
+// lease runs out, even while the queue never empties.
+func testExpiredLeaseGoesFirst(t *testing.T, b bundle) {
+	mustAdd(t, b, ev("m1", "queued", "q"))
+	if c, _ := mustClaim(t, b, "dead"); c == nil {
+		t.Fatal("no claim")
+	}
+	for _, m := range []string{"m2", "m3", "m4"} {
+		mustAdd(t, b, ev(m, "queued", "q"))
+	}
+	if c, _ := mustClaim(t, b, "busy"); c == nil || c.MasterID != "m2" {
+		t.Fatalf("claim while m1 is held: %+v, want m2", c)
+	}
+	b.clock.add(2 * time.Minute)
+	mustAdd(t, b, ev("m5", "queued", "q"))
+	if c, _ := mustClaim(t, b, "alive"); c == nil || c.MasterID != "m1" || !c.Interrupted {
+		t.Fatalf("claim after the leases of m1 and m2 ran out: %+v, want m1, interrupted", c)
+	}
+	if c, _ := mustClaim(t, b, "alive"); c == nil || c.MasterID != "m2" {
+		t.Fatalf("second claim: %+v, want m2, whose lease ran out later", c)
+	}
+	if c, _ := mustClaim(t, b, "alive"); c == nil || c.MasterID != "m3" {
+		t.Fatalf("third claim: %+v, want m3, the call due soonest", c)
 	}
 }
 
