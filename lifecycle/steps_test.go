@@ -47,7 +47,13 @@ func newStepsEnv(t *testing.T) *stepsEnv {
 
 func (e *stepsEnv) user(t *testing.T, name string) string {
 	t.Helper()
-	for _, u := range e.sim.Records("sys_user") {
+	return userSysID(t, e.sim, name)
+}
+
+// userSysID is the sys_id of the simulator's user name.
+func userSysID(t *testing.T, sim *snowsim.Server, name string) string {
+	t.Helper()
+	for _, u := range sim.Records("sys_user") {
 		if u["user_name"] == name {
 			return u["sys_id"]
 		}

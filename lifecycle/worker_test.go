@@ -1,0 +1,90 @@
+package lifecycle
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ctibridge/ctibridge"
+	"github.com/ctibridge/ctibridge/agentmap"
+	"github.com/ctibridge/ctibridge/callerid"
+	"github.com/ctibridge/ctibridge/secret"
+	"github.com/ctibridge/ctibridge/servicenow"
+	"github.com/ctibridge/ctibridge/snowsim"
+	"github.com/ctibridge/ctibridge/store"
+)
+
+// TestEventDuringAnAttemptIsSynced: an answer arrives while the one worker
+// is creating the call's interaction. No one wakes the worker (the intake
+// wakes no one for a call a worker holds; here it wakes no one at all): it
+// takes the call again when its attempt ends, so the agent is on the
+// interaction at once, not at the next poll (an hour here).
+func TestEventDuringAnAttemptIsSynced(t *testing.T) {
+	sim := snowsim.New(snowsim.Options{})
+	arrived, release := make(chan struct{}), make(chan struct{})
+	var hold sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/interaction") {
+			hold.Do(func() { close(arrived); <-release })
+		}
+		sim.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	sn, err := servicenow.New(servicenow.Config{Instance: srv.URL, RequestsPerHour: -1,
+		Auth: servicenow.Auth{Method: servicenow.AuthBasic, Username: "cti_integration", Password: secret.Secret("cti_integration")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	agents, err := agentmap.New(sn, agentmap.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "bridge.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	cfg := Config{Workers: 1, PollInterval: time.Hour}
+	rec := NewReconciler(cfg, Deps{DB: db, SN: sn, Callers: callerid.NewFinder(sn, callerid.FinderOptions{}), Agents: agents})
+	pop, err := ctibridge.NewScreenPop(srv.URL, "agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := NewIntake(db, cfg, pop, nil)
+	if _, err := in.Accept(ctx, "7100", ctibridge.Event{Kind: ctibridge.Queued, ANI: "+13125550142"}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); rec.Run(ctx) }() // its first claim finds the call
+	t.Cleanup(func() { cancel(); <-done })
+	<-arrived // the worker holds the call, its create in flight
+	if _, err := in.Accept(ctx, "7100", ctibridge.Event{Kind: ctibridge.Answered, AgentUserName: "jdoe"}); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err := in.Status(ctx, "7100")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.InSync {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the answer is not in ServiceNow 30 s after the attempt that held the call ended: %+v", st)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	recs := sim.Records("interaction")
+	if len(recs) != 1 || recs[0]["state"] != "work_in_progress" || recs[0]["assigned_to"] != userSysID(t, sim, "jdoe") {
+		t.Fatalf("interactions: %v, want one, work_in_progress, assigned to jdoe", recs)
+	}
+}
