@@ -57,7 +57,7 @@ func (in *Intake) Accept(ctx context.Context, masterID string, ev ctibridge.Even
 	if err != nil {
 		return Accepted{}, err
 	}
-	if added && !c.Held && in.rec != nil { // a held call is claimed again by its worker (see store.Contact.Held)
+	if added && in.rec != nil {
 		in.rec.Wake()
 	}
 	return Accepted{InteractionSysID: c.SysID, ScreenPopURL: in.pop.URL(c.SysID), Duplicate: !added}, nil

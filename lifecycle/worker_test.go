@@ -20,10 +20,10 @@ import (
 )
 
 // TestEventDuringAnAttemptIsSynced: an answer arrives while the one worker
-// is creating the call's interaction. No one wakes the worker (the intake
-// wakes no one for a call a worker holds; here it wakes no one at all): it
-// takes the call again when its attempt ends, so the agent is on the
-// interaction at once, not at the next poll (an hour here).
+// is creating the call's interaction, and no one wakes the worker (the
+// intake here has no reconciler to wake). It takes the call again when its
+// attempt ends, so the agent is on the interaction at once, not at the next
+// poll (an hour here).
 func TestEventDuringAnAttemptIsSynced(t *testing.T) {
 	sim := snowsim.New(snowsim.Options{})
 	arrived, release := make(chan struct{}), make(chan struct{})

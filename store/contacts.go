@@ -43,26 +43,22 @@ type Contact struct {
 	// reached ServiceNow without their outcome being recorded. Set by
 	// Claim, for the attempt that takes the call over.
 	Interrupted bool
-	// Held: a worker holds the call (its lease may have run out). When a
-	// worker releases a call that is still due, it claims again before
-	// going idle, so an event for a held call needs no idle worker woken.
-	Held bool
 }
 
 // Pending reports whether the contact has events ServiceNow does not reflect yet.
 func (c Contact) Pending() bool { return c.Version > c.SyncedVersion }
 
-const contactCols = `master_id, sys_id, version, synced_version, synced, attempts, next_attempt_at, parked, last_error, created_at, updated_at, interrupted, lease_until`
+const contactCols = `master_id, sys_id, version, synced_version, synced, attempts, next_attempt_at, parked, last_error, created_at, updated_at, interrupted`
 
 func scanContact(row interface{ Scan(...any) error }) (Contact, error) {
 	var c Contact
 	var synced string
-	var next, created, updated, leaseUntil int64
+	var next, created, updated int64
 	var parked, interrupted int
-	err := row.Scan(&c.MasterID, &c.SysID, &c.Version, &c.SyncedVersion, &synced, &c.Attempts, &next, &parked, &c.LastError, &created, &updated, &interrupted, &leaseUntil)
+	err := row.Scan(&c.MasterID, &c.SysID, &c.Version, &c.SyncedVersion, &synced, &c.Attempts, &next, &parked, &c.LastError, &created, &updated, &interrupted)
 	c.Synced = []byte(synced)
 	c.NextAttemptAt, c.CreatedAt, c.UpdatedAt = fromMS(next), fromMS(created), fromMS(updated)
-	c.Parked, c.Interrupted, c.Held = parked != 0, interrupted != 0, leaseUntil > 0
+	c.Parked, c.Interrupted = parked != 0, interrupted != 0
 	return c, err
 }
 

@@ -79,7 +79,6 @@ func TestStore(t *testing.T) {
 		"RetryDuringAttemptStands":   testRetryDuringAttemptStands,
 		"ExpiredLeaseIsReclaimed":    testExpiredLeaseIsReclaimed,
 		"ExpiredLeaseGoesFirst":      testExpiredLeaseGoesFirst,
-		"EventSaysCallIsHeld":        testEventSaysCallIsHeld,
 		"FailedClaimHoldsNothing":    testFailedClaimHoldsNothing,
 		"ReleaseLeasesAfterCrash":    testReleaseLeasesAfterCrash,
 		"ConcurrentClaimsNeverShare": testConcurrentClaimsNeverShare,
@@ -333,28 +332,6 @@ func testExpiredLeaseGoesFirst(t *testing.T, b bundle) {
 	}
 	if c, _ := mustClaim(t, b, "alive"); c == nil || c.MasterID != "m3" {
 		t.Fatalf("third claim: %+v, want m3, the call due soonest", c)
-	}
-}
-
-// testEventSaysCallIsHeld: an event's answer says whether a worker holds
-// its call (the intake then wakes no idle worker for it).
-func testEventSaysCallIsHeld(t *testing.T, b bundle) {
-	if c, _ := mustAdd(t, b, ev("m1", "queued", "q")); c.Held {
-		t.Fatal("a new call reported held")
-	}
-	mustClaim(t, b, "w")
-	c, added := mustAdd(t, b, ev("m1", "answered", "a"))
-	if !added || !c.Held {
-		t.Fatalf("event during an attempt: %+v added=%v, want held", c, added)
-	}
-	if err := b.db.Done(b.ctx, "w", "m1", 1, nil); err != nil {
-		t.Fatal(err)
-	}
-	if c, _ := mustAdd(t, b, ev("m1", "released", "r")); c.Held {
-		t.Fatalf("event after the attempt: %+v, want not held", c)
-	}
-	if c, _ := mustClaim(t, b, "w"); c == nil || c.Version != 3 {
-		t.Fatalf("claim after the attempt: %+v, want the call at version 3", c)
 	}
 }
 
