@@ -337,17 +337,23 @@ const (
 // callCountShards is the number of rows of call_counts (see the schema).
 const callCountShards = 16
 
-// insertContactsSQL: args now, then master_id and sys_id for each row.
+// insertContactsSQL: args now, then master_id and sys_id for each row. A
+// call already stored is left out before the insert, not by the conflict:
+// on PostgreSQL the unique check of an insert waits for every transaction
+// that has written a new version of the call's row (a worker's claim or
+// release), where a read of the row waits for none.
 func insertContactsSQL(n int) string {
 	var q strings.Builder
-	q.WriteString(`INSERT INTO contacts (master_id, sys_id, version, created_at, updated_at) VALUES `)
+	q.WriteString(`INSERT INTO contacts (master_id, sys_id, version, created_at, updated_at)
+		SELECT v.column1, v.column2, 0, CAST($1 AS BIGINT), CAST($1 AS BIGINT) FROM (VALUES `)
 	for i := range n {
 		if i > 0 {
 			q.WriteString(", ")
 		}
-		fmt.Fprintf(&q, "($%d, $%d, 0, $1, $1)", 2*i+2, 2*i+3)
+		fmt.Fprintf(&q, "($%d, $%d)", 2*i+2, 2*i+3)
 	}
-	q.WriteString(` ON CONFLICT (master_id) DO NOTHING RETURNING master_id`)
+	q.WriteString(`) AS v WHERE NOT EXISTS (SELECT 1 FROM contacts c WHERE c.master_id = v.column1)
+		ON CONFLICT (master_id) DO NOTHING RETURNING master_id`)
 	return q.String()
 }
 
