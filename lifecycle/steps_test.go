@@ -28,7 +28,18 @@ type stepsEnv struct {
 func newStepsEnv(t *testing.T) *stepsEnv {
 	t.Helper()
 	sim := snowsim.New(snowsim.Options{})
-	srv := httptest.NewServer(sim)
+	sn, agents := clients(t, sim)
+	r := &Reconciler{sn: snowClient{sn}, callers: callerid.NewFinder(sn, callerid.FinderOptions{}), agents: agents,
+		norm: func(ani string) string { return callerid.Parse(ani, "US").E164 }}
+	r.cfg.defaults()
+	return &stepsEnv{r: r, sim: sim}
+}
+
+// clients are a ServiceNow client and an agent finder for the simulator
+// served through h.
+func clients(t *testing.T, h http.Handler) (*servicenow.Client, *agentmap.Finder) {
+	t.Helper()
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	sn, err := servicenow.New(servicenow.Config{Instance: srv.URL, RequestsPerHour: -1,
 		Auth: servicenow.Auth{Method: servicenow.AuthBasic, Username: "cti_integration", Password: secret.Secret("cti_integration")}})
@@ -39,10 +50,7 @@ func newStepsEnv(t *testing.T) *stepsEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &Reconciler{sn: snowClient{sn}, callers: callerid.NewFinder(sn, callerid.FinderOptions{}), agents: agents,
-		norm: func(ani string) string { return callerid.Parse(ani, "US").E164 }}
-	r.cfg.defaults()
-	return &stepsEnv{r: r, sim: sim}
+	return sn, agents
 }
 
 func (e *stepsEnv) user(t *testing.T, name string) string {

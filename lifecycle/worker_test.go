@@ -3,7 +3,6 @@ package lifecycle
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -11,10 +10,7 @@ import (
 	"time"
 
 	"github.com/ctibridge/ctibridge"
-	"github.com/ctibridge/ctibridge/agentmap"
 	"github.com/ctibridge/ctibridge/callerid"
-	"github.com/ctibridge/ctibridge/secret"
-	"github.com/ctibridge/ctibridge/servicenow"
 	"github.com/ctibridge/ctibridge/snowsim"
 	"github.com/ctibridge/ctibridge/store"
 )
@@ -28,22 +24,12 @@ func TestEventDuringAnAttemptIsSynced(t *testing.T) {
 	sim := snowsim.New(snowsim.Options{})
 	arrived, release := make(chan struct{}), make(chan struct{})
 	var hold sync.Once
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	sn, agents := clients(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/interaction") {
 			hold.Do(func() { close(arrived); <-release })
 		}
 		sim.ServeHTTP(w, r)
 	}))
-	t.Cleanup(srv.Close)
-	sn, err := servicenow.New(servicenow.Config{Instance: srv.URL, RequestsPerHour: -1,
-		Auth: servicenow.Auth{Method: servicenow.AuthBasic, Username: "cti_integration", Password: secret.Secret("cti_integration")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	agents, err := agentmap.New(sn, agentmap.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "bridge.db"))
@@ -53,7 +39,7 @@ func TestEventDuringAnAttemptIsSynced(t *testing.T) {
 	t.Cleanup(func() { db.Close() })
 	cfg := Config{Workers: 1, PollInterval: time.Hour}
 	rec := NewReconciler(cfg, Deps{DB: db, SN: sn, Callers: callerid.NewFinder(sn, callerid.FinderOptions{}), Agents: agents})
-	pop, err := ctibridge.NewScreenPop(srv.URL, "agent")
+	pop, err := ctibridge.NewScreenPop("https://example.service-now.com", "agent")
 	if err != nil {
 		t.Fatal(err)
 	}
