@@ -48,10 +48,14 @@ const (
 // pool of read-only connections that, in WAL mode, read the last committed
 // state without waiting for the writer; on PostgreSQL the same pool as db.
 // Events are written through w, which commits the events of concurrent
-// requests together (see writer.go).
+// requests together (see writer.go), through edb: on PostgreSQL a pool of
+// its own, one connection for each batch that may be written at once, so
+// that an event Studio waits for never queues for a connection behind the
+// workers (64 by default, sharing db's 12); on SQLite db.
 type DB struct {
 	db  *sql.DB
 	rdb *sql.DB
+	edb *sql.DB
 	w   *writer
 	// gate orders the writes on SQLite's one connection; nil on PostgreSQL.
 	gate *gate
@@ -80,8 +84,8 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		if err != nil {
 			return nil, fmt.Errorf("store: open postgres: %w", err)
 		}
-		s.db.SetMaxOpenConns(16)
-		s.db.SetMaxIdleConns(16)
+		s.db.SetMaxOpenConns(pgConns)
+		s.db.SetMaxIdleConns(pgConns)
 	} else {
 		s.dialect = sqlite
 		s.db, err = sql.Open("sqlite", sqliteDSN(dsn))
@@ -105,7 +109,17 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	if s.dialect == postgres {
 		s.w.maxLeaders = pgLeaders
 	}
-	s.rdb = s.db
+	s.rdb, s.edb = s.db, s.db
+	if s.dialect == postgres {
+		// Opened after the migration, like the read pool below.
+		s.edb, err = sql.Open("pgx", dsn)
+		if err != nil {
+			s.db.Close()
+			return nil, fmt.Errorf("store: open postgres for events: %w", err)
+		}
+		s.edb.SetMaxOpenConns(pgLeaders)
+		s.edb.SetMaxIdleConns(pgLeaders)
+	}
 	if s.dialect == sqlite && !sqliteInMemory(dsn) {
 		// Opened after the migration, which put the file in WAL mode.
 		s.rdb, err = sql.Open("sqlite", sqliteReadDSN(dsn))
@@ -128,8 +142,15 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 const readConns = 4
 
 // pgLeaders is how many batches of events may be written at once on
-// PostgreSQL (see writer.go).
+// PostgreSQL (see writer.go), each on a connection of the events' pool.
 const pgLeaders = 4
+
+// pgConns is the size of the PostgreSQL pool that the workers, the reads
+// and the other writes share. With the events' pool, a bridge holds 16
+// connections at most. More made things slower, not faster: with 80,
+// one bridge synced 353-378 calls a second where 16 synced 520-650 (the
+// database's own contention grows with its sessions).
+const pgConns = 12
 
 // sqliteInMemory reports whether dsn names an in-memory SQLite database,
 // which a second pool would not share: it is read through its one connection.
@@ -177,8 +198,10 @@ func (s *DB) Close() error {
 	}
 	s.prepMu.Unlock()
 	err = errors.Join(err, s.db.Close())
-	if s.rdb != s.db {
-		err = errors.Join(err, s.rdb.Close())
+	for _, extra := range []*sql.DB{s.rdb, s.edb} {
+		if extra != s.db {
+			err = errors.Join(err, extra.Close())
+		}
 	}
 	return err
 }
@@ -207,13 +230,18 @@ func (s *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 }
 
 // writeTx runs fn in a write transaction; first marks the events' batches,
-// which go first on SQLite's write connection (see gate).
+// which go first on SQLite's write connection (see gate) and have a pool
+// of their own on PostgreSQL.
 func (s *DB) writeTx(ctx context.Context, first bool, fn func(*sql.Tx) error) error {
 	if err := s.gate.enter(ctx, first); err != nil {
 		return err
 	}
 	defer s.gate.leave()
-	tx, err := s.db.BeginTx(ctx, nil)
+	db := s.db
+	if first {
+		db = s.edb
+	}
+	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}

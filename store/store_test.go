@@ -617,3 +617,24 @@ func testQuietWarningsResolve(t *testing.T, b bundle) {
 		t.Errorf("purge removed %d entries (%v), want the 2 resolved warnings", entries, err)
 	}
 }
+
+// TestEventsDoNotQueueBehindWorkers: on PostgreSQL, with every connection
+// of the pool the workers and reads share taken (64 workers claiming at
+// once, say), an event is still committed: the events have a pool of
+// their own.
+func TestEventsDoNotQueueBehindWorkers(t *testing.T) {
+	db, _ := openPostgres(t)
+	ctx := context.Background()
+	for range pgConns {
+		conn, err := db.db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, added, err := db.AddEvent(wctx, Event{MasterID: "m1", Kind: "queued", DedupeKey: "q", Payload: []byte(`{}`)}, "sys-m1"); err != nil || !added {
+		t.Fatalf("an event while the shared pool is taken: added=%v, %v", added, err)
+	}
+}
