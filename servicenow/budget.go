@@ -57,10 +57,14 @@ func newBudget(perHour, burst, concurrent int, log *slog.Logger) *budget {
 	}
 	b.conc = adaptivelimiter.NewBuilder[any]().
 		WithLimits(1, uint(concurrent), uint(start)).
-		// A sample of ten replies at least, over twice the quickest reply
-		// (one round trip to send, one to see the effect): the limit moves
-		// as fast as the instance answers.
-		WithRecentWindow(0, 30*time.Second, 10).
+		// A sample of thirty replies at least, over twice the quickest
+		// reply (one round trip to send, one to see the effect): the limit
+		// moves as fast as the instance answers, but not on noise. With
+		// ten, the varying mix of requests (a create, an agent's user
+		// record, each waiting for its turn at the instance) swung the
+		// limit between 14 and 37 against an instance serving 32 at once,
+		// which then did 62-76 % of the work it could; with thirty, 87 %.
+		WithRecentWindow(0, 30*time.Second, 30).
 		// Headroom not used is not kept: at most twice what was in flight,
 		// but never below the start (little demand says nothing about the
 		// instance).
