@@ -277,6 +277,13 @@ func TestNoteAfterTwoInterruptedAttempts(t *testing.T) {
 	}
 }
 
+// callEvent is an event of a test call from +13125550100 (agent and CXone
+// contact as given), sec seconds after 09:00 on 2026-11-24.
+func callEvent(kind ctibridge.Kind, agent, contact string, sec int) ctibridge.Event {
+	when := time.Date(2026, 11, 24, 9, 0, sec, 0, time.UTC)
+	return ctibridge.Event{Kind: kind, ANI: "+13125550100", AgentUserName: agent, ContactID: contact, ReceivedAt: when, OccurredAt: when}
+}
+
 // TestCreateCarriesNotes: when a call's events are all known before its
 // first attempt (a backlog being worked off), the create carries its notes
 // and no update follows. A create whose outcome the attempt did not learn
@@ -286,17 +293,12 @@ func TestNoteAfterTwoInterruptedAttempts(t *testing.T) {
 // wanted again.
 func TestCreateCarriesNotes(t *testing.T) {
 	t.Parallel()
-	at := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
-	ev := func(kind ctibridge.Kind, agent string, contact string, sec int) ctibridge.Event {
-		return ctibridge.Event{Kind: kind, ANI: "+13125550100", AgentUserName: agent, ContactID: contact, Reason: "16",
-			ReceivedAt: at.Add(time.Duration(sec) * time.Second), OccurredAt: at.Add(time.Duration(sec) * time.Second)}
-	}
 	ctx := context.Background()
 
 	t.Run("backlog", func(t *testing.T) {
 		e := newStepsEnv(t)
 		sysID := ctibridge.SysID("ns", "b1")
-		evs := []ctibridge.Event{ev(ctibridge.Queued, "", "c1", 0), ev(ctibridge.Answered, "jdoe", "c1", 10), ev(ctibridge.Released, "", "c1", 60)}
+		evs := []ctibridge.Event{callEvent(ctibridge.Queued, "", "c1", 0), callEvent(ctibridge.Answered, "jdoe", "c1", 10), callEvent(ctibridge.Released, "", "c1", 60)}
 		saves := 0
 		before := e.sim.Stats()
 		s, err := e.r.sync(ctx, "b1", sysID, ctibridge.Summarize("b1", evs), synced{}, func(synced) error { saves++; return nil })
@@ -319,7 +321,7 @@ func TestCreateCarriesNotes(t *testing.T) {
 		// First attempt: the call as known then is queued and transferred
 		// to jdoe (the answer is still to come): a note "from the queue to
 		// John Doe". The bridge dies once the note is recorded as under way.
-		evs := []ctibridge.Event{ev(ctibridge.Queued, "", "c1", 0), ev(ctibridge.Transferred, "jdoe", "c3", 70)}
+		evs := []ctibridge.Event{callEvent(ctibridge.Queued, "", "c1", 0), callEvent(ctibridge.Transferred, "jdoe", "c3", 70)}
 		var stored synced
 		died := errors.New("killed")
 		if _, err := e.r.sync(ctx, "b2", sysID, ctibridge.Summarize("b2", evs), synced{}, func(s synced) error { stored = s.stored(); return died }); !errors.Is(err, died) {
@@ -330,7 +332,7 @@ func TestCreateCarriesNotes(t *testing.T) {
 		}
 		// Next attempt: the answer by jdoe arrived, so the transfer to
 		// jdoe is no transfer at all and its note is not wanted.
-		evs = append(evs, ev(ctibridge.Answered, "jdoe", "c1", 10))
+		evs = append(evs, callEvent(ctibridge.Answered, "jdoe", "c1", 10))
 		s := stored
 		s.takeOver()
 		s, err := e.r.sync(ctx, "b2", sysID, ctibridge.Summarize("b2", evs), s, nil)
@@ -342,7 +344,7 @@ func TestCreateCarriesNotes(t *testing.T) {
 		}
 		// Then asmith's part arrives: jdoe, asmith, jdoe. Both transfers'
 		// notes are wanted, the second one again.
-		evs = append(evs, ev(ctibridge.Transferred, "asmith", "c2", 40), ev(ctibridge.Released, "", "c3", 90))
+		evs = append(evs, callEvent(ctibridge.Transferred, "asmith", "c2", 40), callEvent(ctibridge.Released, "", "c3", 90))
 		if _, err := e.r.sync(ctx, "b2", sysID, ctibridge.Summarize("b2", evs), s, nil); err != nil {
 			t.Fatal(err)
 		}
@@ -364,7 +366,7 @@ func TestCreateCarriesNotes(t *testing.T) {
 	t.Run("create made, reply never read", func(t *testing.T) {
 		e := newStepsEnv(t)
 		sysID := ctibridge.SysID("ns", "b3")
-		evs := []ctibridge.Event{ev(ctibridge.Queued, "", "c1", 0), ev(ctibridge.Released, "", "c1", 30)}
+		evs := []ctibridge.Event{callEvent(ctibridge.Queued, "", "c1", 0), callEvent(ctibridge.Released, "", "c1", 30)}
 		var stored synced
 		// The create lands with its note; the bridge dies before it
 		// records the outcome: what is stored is the checkpoint.
@@ -392,24 +394,19 @@ func TestTakeOverWritesFieldsAgain(t *testing.T) {
 	e := newStepsEnv(t)
 	ctx := context.Background()
 	sysID := ctibridge.SysID("ns", "t1")
-	at := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
-	ev := func(kind ctibridge.Kind, agent, contact string, sec int) ctibridge.Event {
-		when := at.Add(time.Duration(sec) * time.Second)
-		return ctibridge.Event{Kind: kind, ANI: "+13125550100", AgentUserName: agent, ContactID: contact, ReceivedAt: when, OccurredAt: when}
-	}
-	evs := []ctibridge.Event{ev(ctibridge.Queued, "", "c1", 0), ev(ctibridge.Answered, "jdoe", "c1", 10)}
+	evs := []ctibridge.Event{callEvent(ctibridge.Queued, "", "c1", 0), callEvent(ctibridge.Answered, "jdoe", "c1", 10)}
 	stored, err := e.r.sync(ctx, "t1", sysID, ctibridge.Summarize("t1", evs), synced{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	evs = append(evs, ev(ctibridge.Transferred, "asmith", "c2", 40))
+	evs = append(evs, callEvent(ctibridge.Transferred, "asmith", "c2", 40))
 	if _, err := e.r.sync(ctx, "t1", sysID, ctibridge.Summarize("t1", evs), stored.stored(), nil); err != nil {
 		t.Fatal(err) // landed; the bridge dies before storing the outcome
 	}
 	if rec, _ := e.sim.Record("interaction", sysID); rec["assigned_to"] != e.user(t, "asmith") {
 		t.Fatalf("after the transfer to asmith, assigned_to %q", rec["assigned_to"])
 	}
-	evs = append(evs, ev(ctibridge.Transferred, "jdoe", "c3", 70))
+	evs = append(evs, callEvent(ctibridge.Transferred, "jdoe", "c3", 70))
 	s := stored
 	s.takeOver()
 	if _, err := e.r.sync(ctx, "t1", sysID, ctibridge.Summarize("t1", evs), s, nil); err != nil {

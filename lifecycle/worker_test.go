@@ -54,8 +54,10 @@ func TestEventDuringAnAttemptIsSynced(t *testing.T) {
 	if _, err := in.Accept(ctx, "7100", ctibridge.Event{Kind: ctibridge.Answered, AgentUserName: "jdoe"}); err != nil {
 		t.Fatal(err)
 	}
+	synced, stop := rec.synced.add("7100") // told at the end of each attempt that syncs the call
+	defer stop()
 	close(release)
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.After(30 * time.Second)
 	for {
 		st, err := in.Status(ctx, "7100")
 		if err != nil {
@@ -64,10 +66,11 @@ func TestEventDuringAnAttemptIsSynced(t *testing.T) {
 		if st.InSync {
 			break
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-synced:
+		case <-deadline:
 			t.Fatalf("the answer is not in ServiceNow 30 s after the attempt that held the call ended: %+v", st)
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	recs := sim.Records("interaction")
 	if len(recs) != 1 || recs[0]["state"] != "work_in_progress" || recs[0]["assigned_to"] != userSysID(t, sim, "jdoe") {

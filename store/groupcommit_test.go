@@ -732,9 +732,10 @@ func explain(t *testing.T, b bundle, q string, args ...any) []string {
 
 // testQueriesUseIndexes: the queue figures are read from the counter and
 // the partial indexes, never by scanning the calls (a scrape costs what the
-// queue holds, not what the store holds); a claim takes the call due
-// soonest from the due index, or an expired lease from the lease index, without sorting the queue; releasing a dead
-// process's leases looks only at leased calls.
+// queue holds, not what the store holds); a claim takes an expired lease
+// from the lease index, or the call due soonest from the due index,
+// without sorting the queue; releasing a dead process's leases looks only
+// at leased calls.
 func testQueriesUseIndexes(t *testing.T, b bundle) {
 	countsQ, countsArgs := b.db.withClock(countsQuery, b.db.now())
 	claimQ, claimArgs := b.db.claimQuery("w", time.Minute)

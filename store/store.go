@@ -229,16 +229,16 @@ func (s *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return s.writeTx(ctx, false, fn)
 }
 
-// writeTx runs fn in a write transaction; first marks the events' batches,
-// which go first on SQLite's write connection (see gate) and have a pool
-// of their own on PostgreSQL.
-func (s *DB) writeTx(ctx context.Context, first bool, fn func(*sql.Tx) error) error {
-	if err := s.gate.enter(ctx, first); err != nil {
+// writeTx runs fn in a write transaction; events marks the events'
+// batches, which go first on SQLite's write connection (see gate) and have
+// a pool of their own on PostgreSQL.
+func (s *DB) writeTx(ctx context.Context, events bool, fn func(*sql.Tx) error) error {
+	if err := s.gate.enter(ctx, events); err != nil {
 		return err
 	}
 	defer s.gate.leave()
 	db := s.db
-	if first {
+	if events {
 		db = s.edb
 	}
 	tx, err := db.BeginTx(ctx, nil)
