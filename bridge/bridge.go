@@ -62,6 +62,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Bridge, er
 		return nil, err
 	}
 	b.DB = db
+	db.ObserveCommits(b.ops.metrics.observeCommit)
 
 	sn, err := servicenow.New(b.clientConfig(env, lifecycle.DBWarner{DB: db, Log: log.With("component", "servicenow")}))
 	if err != nil {

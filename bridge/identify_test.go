@@ -286,6 +286,10 @@ func TestOperationalEndpoints(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
+	// The event's commit, at least, is timed.
+	if m := regexp.MustCompile(`(?m)^ctibridge_store_commit_duration_seconds_count (\d+)$`).FindStringSubmatch(metrics); m == nil || m[1] == "0" {
+		t.Errorf("/metrics times no commit of the store: %q", m)
+	}
 }
 
 // TestInstanceIgnoringSysID: the interaction is still created and followed

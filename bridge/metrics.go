@@ -30,6 +30,7 @@ type metrics struct {
 	cxContacts  *prometheus.CounterVec   // contacts the polls returned
 	cxPollLag   prometheus.Gauge         // how far the poll cursor is behind now
 	events      *prometheus.CounterVec
+	commits     prometheus.Histogram   // the store's commits (each Studio event waits for one)
 	logins      *prometheus.CounterVec // failed console and admin logins
 	throttled   *prometheus.CounterVec // logins refused unchecked by the limiter
 
@@ -73,6 +74,11 @@ func newMetrics(b *Bridge) *metrics {
 	m.events = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ctibridge_events_total", Help: "Studio events made durable, by kind and result (accepted, duplicate).",
 	}, []string{"kind", "result"})
+	m.commits = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "ctibridge_store_commit_duration_seconds",
+		Help:    "Commits of the store's write transactions: on SQLite the write-ahead log's write and fsync, on PostgreSQL the round trip until the server has flushed its log. Every Studio event waits for one.",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+	})
 	m.logins = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ctibridge_login_failures_total", Help: "Failed logins (wrong user name or password) by surface (console, admin).",
 	}, []string{"surface"})
@@ -88,7 +94,7 @@ func newMetrics(b *Bridge) *metrics {
 			m.throttled.WithLabelValues(surface, string(limit))
 		}
 	}
-	m.reg.MustRegister(m.intake, m.jobs, m.snRequests, m.snRefreshes, m.cxRequests, m.cxPolls, m.cxContacts, m.cxPollLag, m.events, m.logins, m.throttled, &stateCollector{b: b})
+	m.reg.MustRegister(m.intake, m.jobs, m.snRequests, m.snRefreshes, m.cxRequests, m.cxPolls, m.cxContacts, m.cxPollLag, m.events, m.commits, m.logins, m.throttled, &stateCollector{b: b})
 	return m
 }
 
@@ -107,6 +113,8 @@ func (m *metrics) observeEvent(kind string, duplicate bool) {
 		m.recent.add(time.Now(), func(p *point) { p.calls++ })
 	}
 }
+
+func (m *metrics) observeCommit(d time.Duration) { m.commits.Observe(d.Seconds()) }
 
 // JobDone implements lifecycle.Observer.
 func (m *metrics) JobDone(outcome string, d time.Duration) {

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
@@ -67,7 +68,16 @@ type DB struct {
 	// dbClockOffset moves the database's clock, for tests that need lease
 	// and due times to pass on PostgreSQL; nil in production.
 	dbClockOffset func() time.Duration
+	// onCommit is told how long each write transaction's commit took (see
+	// ObserveCommits).
+	onCommit atomic.Pointer[func(time.Duration)]
 }
+
+// ObserveCommits has f told, after each write transaction commits, how long
+// its commit took: on SQLite the write of the write-ahead log and its fsync,
+// on PostgreSQL the round trip until the server has flushed its log. Every
+// Studio event waits for one, so a slow disk shows here first.
+func (s *DB) ObserveCommits(f func(time.Duration)) { s.onCommit.Store(&f) }
 
 // Open opens (and migrates) the store named by dsn: a postgres:// or
 // postgresql:// URL selects PostgreSQL, anything else is a SQLite file path
@@ -249,7 +259,14 @@ func (s *DB) writeTx(ctx context.Context, events bool, fn func(*sql.Tx) error) e
 		tx.Rollback()
 		return err
 	}
-	return tx.Commit()
+	start := time.Now()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	if f := s.onCommit.Load(); f != nil {
+		(*f)(time.Since(start))
+	}
+	return nil
 }
 
 // exec runs one write statement.

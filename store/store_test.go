@@ -103,6 +103,7 @@ func TestStore(t *testing.T) {
 		"ReadsDoNotWaitForWrites":    testReadsDoNotWaitForWrites,
 		"CountsFollowTheQueue":       testCountsFollowTheQueue,
 		"QueriesUseIndexes":          testQueriesUseIndexes,
+		"CommitsAreObserved":         testCommitsAreObserved,
 	}
 	for dbName, open := range openers(t) {
 		t.Run(dbName, func(t *testing.T) {
@@ -144,6 +145,30 @@ func mustClaim(t *testing.T, b bundle, owner string) (*Contact, []Event) {
 		t.Fatal(err)
 	}
 	return c, evs
+}
+
+// testCommitsAreObserved: the commit of an event's transaction is reported
+// with how long it took (the bridge's commit-duration metric).
+func testCommitsAreObserved(t *testing.T, b bundle) {
+	var mu sync.Mutex
+	var seen []time.Duration
+	b.db.ObserveCommits(func(d time.Duration) {
+		mu.Lock()
+		seen = append(seen, d)
+		mu.Unlock()
+	})
+	mustAdd(t, b, ev("m1", "queued", "q"))
+	mustAdd(t, b, ev("m1", "answered", "a"))
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 2 {
+		t.Fatalf("two events, each in a transaction of its own, reported %d commits; want 2", len(seen))
+	}
+	for _, d := range seen {
+		if d <= 0 {
+			t.Errorf("a commit reported as taking %v", d)
+		}
+	}
 }
 
 func testAddEventDedupes(t *testing.T, b bundle) {
