@@ -44,7 +44,7 @@ func newMetrics(b *Bridge) *metrics {
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.intake = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "ctibridge_intake_request_duration_seconds", Help: "Studio API requests by endpoint and HTTP status.",
-		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		Buckets: []float64{.0005, .001, .0015, .002, .003, .005, .0075, .01, .02, .05, .1, .25, .5, 1, 2.5}, // fine around a few milliseconds, where Studio requests are answered
 	}, []string{"endpoint", "status"})
 	m.jobs = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "ctibridge_reconcile_duration_seconds", Help: "Reconcile attempts by outcome (synced, retry, parked).",
