@@ -206,6 +206,9 @@ func scalar(v json.RawMessage) (string, error) {
 	}
 	switch v[0] {
 	case '"':
+		if s, ok := plainString(v); ok {
+			return s, nil
+		}
 		var s string
 		if err := json.Unmarshal(v, &s); err != nil {
 			return "", fmt.Errorf("invalid string")
@@ -220,19 +223,55 @@ func scalar(v json.RawMessage) (string, error) {
 	}
 }
 
+// plainString returns the text of a JSON string with nothing to unescape
+// (printable ASCII, no backslash), as json.Unmarshal would, without its
+// allocations; ok is false for any other string.
+func plainString(v json.RawMessage) (s string, ok bool) {
+	if len(v) < 2 || v[0] != '"' || v[len(v)-1] != '"' {
+		return "", false
+	}
+	inner := v[1 : len(v)-1]
+	for _, c := range inner {
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return "", false
+		}
+	}
+	return string(inner), true
+}
+
 // parseTime accepts RFC 3339 or Unix epoch milliseconds.
 func parseTime(s string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
-	if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return time.UnixMilli(ms).UTC(), nil
+	if wholeNumber(s) {
+		if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return time.UnixMilli(ms).UTC(), nil
+		}
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("must be an RFC 3339 time or Unix milliseconds")
 	}
 	return t.UTC(), nil
+}
+
+// wholeNumber reports whether s is digits with at most a sign before them,
+// so that an RFC 3339 time is not first tried (and an error allocated) as
+// Unix milliseconds.
+func wholeNumber(s string) bool {
+	if s != "" && (s[0] == '+' || s[0] == '-') {
+		s = s[1:]
+	}
+	if s == "" {
+		return false
+	}
+	for i := range len(s) {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // DedupeKey identifies an event so that a retried request is recognised as the

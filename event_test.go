@@ -1,6 +1,7 @@
 package ctibridge
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -125,4 +126,33 @@ func FuzzDecodeEvent(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestScalarAndTimeFastPaths: a JSON string read without json.Unmarshal and
+// a time tried as Unix milliseconds only when it is a whole number give
+// what the general paths give.
+func TestScalarAndTimeFastPaths(t *testing.T) {
+	for _, raw := range []string{`""`, `"8013203420"`, `"Sales queue"`, `"a\"b"`, `"tab\there"`, `"\u00e9t\u00e9"`, `"été"`, `"\ud83d\ude00"`, "\"\xff\"", `"back\\slash"`, `"~!@#$%^&*()"`} {
+		got, err := scalar(json.RawMessage(raw))
+		var want string
+		if jerr := json.Unmarshal([]byte(raw), &want); jerr != nil || err != nil || got != want {
+			t.Errorf("scalar(%s) = %q, %v; json.Unmarshal gives %q, %v", raw, got, err, want, jerr)
+		}
+	}
+	for s, want := range map[string]time.Time{
+		"1764000000000":             time.UnixMilli(1764000000000).UTC(),
+		"-1000":                     time.UnixMilli(-1000).UTC(),
+		"+1000":                     time.UnixMilli(1000).UTC(),
+		"2026-11-24T10:00:00Z":      time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC),
+		"2026-11-24T10:00:00+01:00": time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC),
+	} {
+		if got, err := parseTime(s); err != nil || !got.Equal(want) {
+			t.Errorf("parseTime(%q) = %v, %v; want %v", s, got, err, want)
+		}
+	}
+	for _, s := range []string{"-", "+", "12a", "99999999999999999999", "yesterday"} {
+		if _, err := parseTime(s); err == nil {
+			t.Errorf("parseTime(%q) accepted", s)
+		}
+	}
 }

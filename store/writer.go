@@ -337,12 +337,26 @@ const (
 // callCountShards is the number of rows of call_counts (see the schema).
 const callCountShards = 16
 
+// param is the placeholder of argument k in the writer's statements for
+// many rows. On PostgreSQL it is $k. On SQLite it is a bare ?, which takes
+// the next argument: a numbered placeholder is a name there, and binding
+// a statement of 64 rows looked each of its hundreds of names up in a list,
+// one after the other, and allocated it. A ? stands for argument k only if
+// every placeholder before it in the text stands for one of 1..k-1, in
+// order: the statements below put their shared arguments ($1) first.
+func (s *DB) param(k int) string {
+	if s.dialect == sqlite {
+		return "?"
+	}
+	return "$" + strconv.Itoa(k)
+}
+
 // insertContactsSQL: args now, then master_id and sys_id for each row. A
 // call already stored is left out before the insert, not by the conflict:
 // on PostgreSQL the unique check of an insert waits for every transaction
 // that has written a new version of the call's row (a worker's claim or
 // release), where a read of the row waits for none.
-func insertContactsSQL(n int) string {
+func (s *DB) insertContactsSQL(n int) string {
 	var q strings.Builder
 	q.WriteString(`INSERT INTO contacts (master_id, sys_id, version, created_at, updated_at)
 		SELECT v.column1, v.column2, 0, CAST($1 AS BIGINT), CAST($1 AS BIGINT) FROM (VALUES `)
@@ -350,7 +364,7 @@ func insertContactsSQL(n int) string {
 		if i > 0 {
 			q.WriteString(", ")
 		}
-		fmt.Fprintf(&q, "($%d, $%d)", 2*i+2, 2*i+3)
+		fmt.Fprintf(&q, "(%s, %s)", s.param(2*i+2), s.param(2*i+3))
 	}
 	q.WriteString(`) AS v WHERE NOT EXISTS (SELECT 1 FROM contacts c WHERE c.master_id = v.column1)
 		ON CONFLICT (master_id) DO NOTHING RETURNING master_id`)
@@ -358,7 +372,7 @@ func insertContactsSQL(n int) string {
 }
 
 // insertEventsSQL: args the six columns of each row.
-func insertEventsSQL(n int) string {
+func (s *DB) insertEventsSQL(n int) string {
 	var q strings.Builder
 	q.WriteString(`INSERT INTO events (master_id, kind, dedupe_key, occurred_at, received_at, payload) VALUES `)
 	for i := range n {
@@ -366,7 +380,7 @@ func insertEventsSQL(n int) string {
 			q.WriteString(", ")
 		}
 		k := 6 * i
-		fmt.Fprintf(&q, "($%d, $%d, $%d, $%d, $%d, $%d)", k+1, k+2, k+3, k+4, k+5, k+6)
+		fmt.Fprintf(&q, "(%s, %s, %s, %s, %s, %s)", s.param(k+1), s.param(k+2), s.param(k+3), s.param(k+4), s.param(k+5), s.param(k+6))
 	}
 	q.WriteString(` ON CONFLICT (master_id, dedupe_key) DO NOTHING RETURNING master_id, dedupe_key`)
 	return q.String()
@@ -381,7 +395,7 @@ func (s *DB) readContactsSQL(n int) string {
 		if i > 0 {
 			q.WriteString(", ")
 		}
-		fmt.Fprintf(&q, "$%d", i+1)
+		q.WriteString(s.param(i + 1))
 	}
 	q.WriteString(`) ORDER BY master_id`)
 	if s.dialect == postgres {
@@ -391,16 +405,22 @@ func (s *DB) readContactsSQL(n int) string {
 }
 
 // bumpSQL: args updated_at, then master_id and the number of events added
-// for each row; withClock adds the clock.
-func bumpSQL(n int) string {
+// for each row; on PostgreSQL withClock adds the clock. On SQLite the clock
+// is this process's, the time updated_at is set to ($1), which keeps the
+// rows' placeholders in order (see param).
+func (s *DB) bumpSQL(n int) string {
+	due := "{{now}}"
+	if s.dialect == sqlite {
+		due = "$1"
+	}
 	var q strings.Builder
-	q.WriteString(`UPDATE contacts SET version = contacts.version + v.column2, next_attempt_at = {{now}},
+	q.WriteString(`UPDATE contacts SET version = contacts.version + v.column2, next_attempt_at = ` + due + `,
 		parked = 0, attempts = 0, updated_at = $1 FROM (VALUES `)
 	for i := range n {
 		if i > 0 {
 			q.WriteString(", ")
 		}
-		fmt.Fprintf(&q, "($%d, CAST($%d AS BIGINT))", 2*i+2, 2*i+3)
+		fmt.Fprintf(&q, "(%s, CAST(%s AS BIGINT))", s.param(2*i+2), s.param(2*i+3))
 	}
 	q.WriteString(`) AS v WHERE contacts.master_id = v.column1 RETURNING ` + contactCols)
 	return q.String()
@@ -523,7 +543,7 @@ func (s *DB) addEvents(ctx context.Context, tx *writerTx, at time.Time, reqs []*
 		for _, m := range masters[lo:hi] {
 			args = append(args, m, sysIDs[m])
 		}
-		return insertContactsSQL(hi - lo), args
+		return s.insertContactsSQL(hi - lo), args
 	})
 	if err != nil {
 		return fmt.Errorf("insert contacts: %w", err)
@@ -549,7 +569,7 @@ func (s *DB) addEvents(ctx context.Context, tx *writerTx, at time.Time, reqs []*
 		for _, r := range firsts[lo:hi] {
 			args = append(args, r.ev.MasterID, r.ev.Kind, r.ev.DedupeKey, ms(r.ev.OccurredAt), ms(r.ev.ReceivedAt), string(r.ev.Payload))
 		}
-		return insertEventsSQL(hi - lo), args
+		return s.insertEventsSQL(hi - lo), args
 	})
 	if err != nil {
 		return fmt.Errorf("insert events: %w", err)
@@ -603,7 +623,7 @@ func (s *DB) addEvents(ctx context.Context, tx *writerTx, at time.Time, reqs []*
 		for _, m := range bumpedMasters[lo:hi] {
 			args = append(args, m, bumps[m])
 		}
-		return s.withClock(bumpSQL(hi-lo), at, args...)
+		return s.withClock(s.bumpSQL(hi-lo), at, args...)
 	})
 	if err != nil {
 		return fmt.Errorf("bump contacts: %w", err)
