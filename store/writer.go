@@ -341,9 +341,9 @@ const callCountShards = 16
 // many rows. On PostgreSQL it is $k. On SQLite it is a bare ?, which takes
 // the next argument: a numbered placeholder is a name there, and binding
 // a statement of 64 rows looked each of its hundreds of names up in a list,
-// one after the other, and allocated it. A ? stands for argument k only if
-// every placeholder before it in the text stands for one of 1..k-1, in
-// order: the statements below put their shared arguments ($1) first.
+// one after the other, and allocated it. A ? is argument k when k-1
+// distinct placeholders come before it in the text: the statements below
+// put their shared argument ($1) first and the rows' after it.
 func (s *DB) param(k int) string {
 	if s.dialect == sqlite {
 		return "?"
