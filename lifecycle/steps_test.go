@@ -298,7 +298,9 @@ func TestCreateCarriesNotes(t *testing.T) {
 	t.Run("backlog", func(t *testing.T) {
 		e := newStepsEnv(t)
 		sysID := ctibridge.SysID("ns", "b1")
-		evs := []ctibridge.Event{callEvent(ctibridge.Queued, "", "c1", 0), callEvent(ctibridge.Answered, "jdoe", "c1", 10), callEvent(ctibridge.Released, "", "c1", 60)}
+		released := callEvent(ctibridge.Released, "", "c1", 60)
+		released.Reason = "16"
+		evs := []ctibridge.Event{callEvent(ctibridge.Queued, "", "c1", 0), callEvent(ctibridge.Answered, "jdoe", "c1", 10), released}
 		saves := 0
 		before := e.sim.Stats()
 		s, err := e.r.sync(ctx, "b1", sysID, ctibridge.Summarize("b1", evs), synced{}, func(synced) error { saves++; return nil })
@@ -307,8 +309,8 @@ func TestCreateCarriesNotes(t *testing.T) {
 		}
 		after := e.sim.Stats()
 		rec, _ := e.sim.Record("interaction", sysID)
-		if notes := e.notes(sysID); len(notes) != 1 || !strings.HasPrefix(notes[0], "ctibridge: call ended.") || rec["sys_mod_count"] != "0" || rec["state"] != "closed_complete" {
-			t.Errorf("notes %q, sys_mod_count %s, state %s; want the closing note in the create, no update", notes, rec["sys_mod_count"], rec["state"])
+		if notes := e.notes(sysID); len(notes) != 1 || notes[0] != "ctibridge: call ended. reason: 16" || rec["sys_mod_count"] != "0" || rec["state"] != "closed_complete" {
+			t.Errorf("notes %q, sys_mod_count %s, state %s; want the closing note, with its reason, in the create, no update", notes, rec["sys_mod_count"], rec["state"])
 		}
 		if patches := after.ByTable["interaction"]["PATCH"] - before.ByTable["interaction"]["PATCH"]; patches != 0 || saves != 1 || !s.hasNote("released") || s.CreateNotes {
 			t.Errorf("%d updates, %d saves, state %+v; want none, one save before the create, the note settled", patches, saves, s)
